@@ -1,0 +1,174 @@
+"""The dememo command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dememo.data import DATASETS, load_dataset
+from dememo.errors import DememoError
+from dememo.models import MODELS
+from dememo.paths import artifact_root
+from dememo.pipeline import TrainConfig, model_from_artifact, test_split, train_or_load, training_split
+from dememo.runtime import resolve_device, use_bf16
+from dememo.store import ArtifactStore
+from dememo.train import RECIPES, accuracy, get_recipe
+
+app = typer.Typer(
+    help="dememo: make data unlearnable, unlearn it from models, and audit how deep forgetting goes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="List and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+DataRoot = Annotated[
+    Path | None,
+    typer.Option("--data-root", envvar="DEMEMO_DATA", help="Folder (or archive) holding raw data."),
+]
+Artifacts = Annotated[
+    Path | None,
+    typer.Option("--artifacts", envvar="DEMEMO_ARTIFACTS", help="Artifact store folder [./artifacts]."),
+]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
+PrecisionOpt = Annotated[str, typer.Option(help="auto (bf16 where it is fast), fp32 or bf16.")]
+Download = Annotated[bool, typer.Option(help="Download with torchvision when missing (needs internet).")]
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the registered datasets."""
+    table = Table("dataset", "source")
+    for name in DATASETS:
+        table.add_row(name, DATASETS.get(name).description)
+    console.print(table)
+
+
+@data_app.command("info")
+def data_info(name: str, data_root: DataRoot = None, download: Download = False) -> None:
+    """Decode (or load from cache) a dataset and show its splits, shape and statistics."""
+    dataset = load_dataset(name, data_root, download)
+    table = Table("split", "images", "shape (C, H, W)", "classes", "mean", "std", title=dataset.name)
+    for split in ("train", "test"):
+        part = dataset.split(split)
+        mean, std = part.channel_stats()
+        table.add_row(
+            split, str(len(part)), str(tuple(part.images.shape[1:])), str(part.num_classes),
+            " ".join(f"{m:.4f}" for m in mean), " ".join(f"{s:.4f}" for s in std),
+        )  # fmt: skip
+    console.print(table)
+    console.print("classes: " + ", ".join(dataset.train.classes))
+
+
+@app.command("models")
+def models_list() -> None:
+    """List the registered model architectures."""
+    table = Table("model", "description")
+    for name in MODELS:
+        table.add_row(name, MODELS.get(name).description)
+    console.print(table)
+
+
+@app.command("recipes")
+def recipes_list() -> None:
+    """List the training recipes (the paper's Table 6 and fast ones)."""
+    table = Table("recipe", "epochs", "batch", "optimizer", "lr", "wd", "schedule", "augment", "source")
+    for name in RECIPES:
+        r = RECIPES.get(name)
+        aug = ", ".join(f"{k}={v}" for k, v in r.augment.model_dump().items() if v) or "none"
+        table.add_row(
+            name, str(r.epochs), str(r.batch_size), r.optimizer, f"{r.lr:g}", f"{r.weight_decay:g}",
+            r.schedule, aug, r.source,
+        )  # fmt: skip
+    console.print(table)
+
+
+def _train_and_report(config: TrainConfig, data_root: Path | None, artifacts: Path | None,
+                      device: str, download: bool = False) -> None:  # fmt: skip
+    dataset = load_dataset(config.dataset, data_root, download)
+    resolved = resolve_device(device)
+    store = ArtifactStore(artifact_root(artifacts))
+    trained = train_or_load(config, dataset, store, resolved)
+    metrics = trained.artifact.metrics
+    table = Table("dataset", "model", "recipe", "epochs", "train", "test", "train acc", "test acc",
+                  "seconds", "precision", title="dememo results")  # fmt: skip
+    table.add_row(
+        config.dataset, config.model, config.recipe.name, str(config.recipe.epochs),
+        str(metrics["train_size"]), str(metrics["test_size"]),
+        f"{100 * metrics['train_accuracy']:.2f}%", f"{100 * metrics['test_accuracy']:.2f}%",
+        f"{metrics['train_seconds']:.1f}", "bf16" if use_bf16(resolved, config.precision) else "fp32",
+    )  # fmt: skip
+    console.print(table)
+    state = "reused stored model" if trained.reused else "saved model"
+    console.print(f"{state}: {trained.artifact.path}")
+
+
+@app.command("train")
+def train_command(
+    dataset: Annotated[str, typer.Option(help="Dataset name (see 'dememo data list').")] = "digits",
+    model: Annotated[str, typer.Option(help="Model name (see 'dememo models').")] = "tinycnn",
+    recipe: Annotated[str, typer.Option(help="Recipe name (see 'dememo recipes').")] = "quick",
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for initialization, shuffling, augmentation.")] = 0,
+    train_per_class: Annotated[int | None, typer.Option(help="Use the first N training images per class.")] = None,
+    test_per_class: Annotated[int | None, typer.Option(help="Evaluate on the first N test images per class.")] = None,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = "auto",
+    download: Download = False,
+) -> None:
+    """Train a model (or reuse the stored one with the same config) and report accuracy."""
+    overrides = {"epochs": epochs} if epochs is not None else {}
+    config = TrainConfig(
+        dataset=dataset, model=model, recipe=get_recipe(recipe, **overrides), seed=seed,
+        train_per_class=train_per_class, test_per_class=test_per_class, precision=precision,
+    )  # fmt: skip
+    _train_and_report(config, data_root, artifacts, device, download)
+
+
+@app.command("eval")
+def eval_command(
+    artifact: Annotated[Path, typer.Argument(help="A model artifact directory (from 'dememo train').")],
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    data_root: DataRoot = None,
+    device: Device = "auto",
+) -> None:
+    """Evaluate a stored model on a split of the dataset it was trained on."""
+    stored = ArtifactStore.load_path(artifact)
+    config = TrainConfig.model_validate(stored.manifest["config"])
+    dataset = load_dataset(config.dataset, data_root)
+    model = model_from_artifact(stored, training_split(config, dataset))
+    part = test_split(config, dataset) if split == "test" else training_split(config, dataset)
+    if split not in ("train", "test"):
+        raise DememoError(f"unknown split {split!r}; valid: test, train")
+    acc = accuracy(model, part, device=resolve_device(device), precision=config.precision)
+    console.print(f"{config.model} on {config.dataset}/{split} ({len(part)} images): {100 * acc:.2f}%")
+
+
+@app.command("demo")
+def demo_command(
+    dataset: Annotated[str, typer.Option(help="Dataset for the demo.")] = "fashion-mnist",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 4,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """The main job: train and evaluate the fast network on the default dataset."""
+    config = TrainConfig(dataset=dataset, model="fastnet", recipe=get_recipe("fast", epochs=epochs))
+    _train_and_report(config, data_root, artifacts, device)
+
+
+def main() -> None:
+    """Entry point: report dememo's own errors as one line and exit with status 2."""
+    try:
+        app()
+    except DememoError as error:
+        Console(stderr=True).print(f"[bold red]error:[/] {error}")
+        sys.exit(2)

@@ -1,0 +1,204 @@
+"""Decoders for the on-disk formats datasets come in."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from dememo.data.archive import iter_archive_files
+from dememo.data.imageset import ImageSet
+from dememo.errors import DataError
+from dememo.progress import progress
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+
+
+# --- IDX (MNIST, Fashion-MNIST) -------------------------------------------------------
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) of unsigned bytes."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read ({error})") from error
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path}: IDX header promises {expected} bytes of data for shape {shape}, "
+            f"file has {len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def idx_imageset(images_path: Path, labels_path: Path, classes: tuple[str, ...], name: str) -> ImageSet:
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim != 3:
+        raise DataError(f"{images_path}: expected a 3-d IDX array (N, H, W), got {images.ndim}-d")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(
+            f"{labels_path}: {labels.shape[0] if labels.ndim else 0} labels for "
+            f"{len(images)} images in {images_path}"
+        )
+    return ImageSet(
+        torch.from_numpy(images.copy()).unsqueeze(1),
+        torch.from_numpy(labels.astype(np.int64)),
+        classes,
+        name,
+    )
+
+
+# --- CIFAR python batches (torchvision's on-disk format) ------------------------------
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that only rebuilds the plain containers and numpy arrays CIFAR uses."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: D102
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> dict:
+    """Load one CIFAR python batch file without executing arbitrary pickled code."""
+    try:
+        with open(path, "rb") as handle:
+            batch = _CifarUnpickler(handle, encoding="latin1").load()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, OSError) as error:
+        raise DataError(f"{path}: not a readable CIFAR batch ({error})") from error
+    if not isinstance(batch, dict):
+        raise DataError(f"{path}: expected a dict, got {type(batch).__name__}")
+    return batch
+
+
+def cifar_imageset(files: list[Path], label_key: str, classes: tuple[str, ...], name: str) -> ImageSet:
+    images, labels = [], []
+    for path in files:
+        batch = read_cifar_batch(path)
+        if "data" not in batch or label_key not in batch:
+            raise DataError(f"{path}: missing field 'data' or {label_key!r}")
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DataError(f"{path}: field 'data' has shape {data.shape}, expected (N, 3072)")
+        batch_labels = np.asarray(batch[label_key], dtype=np.int64)
+        if len(batch_labels) != len(data):
+            raise DataError(f"{path}: {len(batch_labels)} labels for {len(data)} images")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(batch_labels)
+    return ImageSet(
+        torch.from_numpy(np.concatenate(images)),
+        torch.from_numpy(np.concatenate(labels)),
+        classes,
+        name,
+    )
+
+
+# --- Image folders (directories or tar archives) ---------------------------------------
+
+
+def _decode(content: bytes, origin: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.load()
+            if image.mode not in ("L", "RGB"):
+                image = image.convert("RGB")
+            array = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DataError(f"{origin}: cannot decode image ({error})") from error
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _split_files(
+    files: Iterable[tuple[PurePosixPath, bytes | Path]], origin: Path
+) -> dict[str, dict[str, list[tuple[str, bytes | Path]]]]:
+    """Group image files as {split: {class: [(name, content)]}} from */split/class/file."""
+    splits: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for rel, content in files:
+        if rel.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        parts = rel.parts
+        for i, part in enumerate(parts[:-2]):
+            if part in ("train", "test") and len(parts) - i == 3:
+                splits[part][parts[i + 1]].append((str(rel), content))
+                break
+    if "train" not in splits or "test" not in splits:
+        raise DataError(
+            f"{origin}: expected an image folder with train/<class>/<image> and "
+            f"test/<class>/<image>, found splits {sorted(splits) or 'none'}"
+        )
+    return splits
+
+
+def imagefolder_dataset(source: Path, name: str):
+    """Decode an ImageFolder-style directory or tar archive into a Dataset."""
+    from dememo.data.imageset import Dataset
+
+    source = Path(source)
+    if source.is_dir():
+        files = ((PurePosixPath(p.relative_to(source).as_posix()), p) for p in sorted(source.rglob("*")))
+    elif source.is_file():
+        files = iter_archive_files(source)
+    else:
+        raise DataError(f"{source}: no such image folder or archive")
+    splits = _split_files(files, source)
+    classes = tuple(sorted(splits["train"]))
+    test_classes = tuple(sorted(splits["test"]))
+    if classes != test_classes:
+        raise DataError(f"{source}: train classes {classes} differ from test classes {test_classes}")
+    sets = {}
+    for split in ("train", "test"):
+        members = [
+            (label, origin, content)
+            for label, cls in enumerate(classes)
+            for origin, content in sorted(splits[split][cls], key=lambda item: item[0])
+        ]
+        arrays, labels, shape, first = [], [], None, None
+        for label, origin, content in progress(members, f"decoding {name} {split}"):
+            data = content.read_bytes() if isinstance(content, Path) else content
+            array = _decode(data, f"{source}:{origin}")
+            if shape is None:
+                shape, first = array.shape, origin
+            elif array.shape != shape:
+                raise DataError(
+                    f"{source}:{origin}: image is {array.shape[1]}x{array.shape[2]}x{array.shape[0]} "
+                    f"but {first} is {shape[1]}x{shape[2]}x{shape[0]}; all images must share one "
+                    "size and channel count"
+                )
+            arrays.append(array)
+            labels.append(label)
+        sets[split] = ImageSet(
+            torch.from_numpy(np.stack(arrays)), torch.tensor(labels, dtype=torch.int64), classes, f"{name}/{split}"
+        )
+    return Dataset(name, sets["train"], sets["test"])

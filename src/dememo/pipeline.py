@@ -1,0 +1,107 @@
+"""Train-or-reuse: a model artifact named by the hash of its TrainConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from dememo.data.imageset import Dataset, ImageSet
+from dememo.errors import ArtifactError
+from dememo.models import build_model
+from dememo.runtime import Precision
+from dememo.store import Artifact, ArtifactStore
+from dememo.train import Recipe, accuracy, train
+
+MODEL_KIND = "model"
+
+
+class TrainConfig(BaseModel):
+    """What a trained model depends on; its hash names the model artifact."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str
+    model: str
+    recipe: Recipe
+    seed: int = 0
+    train_per_class: int | None = Field(None, ge=1, description="first N training images per class")
+    test_per_class: int | None = Field(None, ge=1, description="first N test images per class")
+    precision: Precision = "auto"
+
+
+@dataclass
+class TrainedModel:
+    model: nn.Module
+    artifact: Artifact
+    reused: bool
+
+
+def training_split(config: TrainConfig, dataset: Dataset) -> ImageSet:
+    if config.train_per_class is None:
+        return dataset.train
+    return dataset.train.head(config.train_per_class, f"{dataset.name}/train-subset")
+
+
+def test_split(config: TrainConfig, dataset: Dataset) -> ImageSet:
+    if config.test_per_class is None:
+        return dataset.test
+    return dataset.test.head(config.test_per_class, f"{dataset.name}/test-subset")
+
+
+def new_model(config: TrainConfig, train_set: ImageSet) -> nn.Module:
+    mean, std = train_set.channel_stats()
+    return build_model(
+        config.model, train_set.channels, train_set.num_classes, train_set.image_size, mean, std
+    )
+
+
+def model_from_artifact(artifact: Artifact, train_set: ImageSet) -> nn.Module:
+    """Rebuild the architecture named in the manifest and load its weights."""
+    config = TrainConfig.model_validate(artifact.manifest["config"])
+    model = new_model(config, train_set)
+    try:
+        model.load_state_dict(artifact.tensors)
+    except RuntimeError as error:
+        raise ArtifactError(f"{artifact.path}: weights do not fit model {config.model!r}") from error
+    return model
+
+
+def train_or_load(
+    config: TrainConfig,
+    dataset: Dataset,
+    store: ArtifactStore,
+    device: torch.device | str = "cpu",
+) -> TrainedModel:
+    """Reuse the stored model for ``config`` or train, evaluate and store it."""
+    train_set = training_split(config, dataset)
+    stored = store.load(MODEL_KIND, config.model_dump())
+    if stored is not None:
+        return TrainedModel(model_from_artifact(stored, train_set), stored, reused=True)
+    model = new_model(config, train_set)
+    result = train(
+        model,
+        train_set,
+        config.recipe,
+        seed=config.seed,
+        device=device,
+        precision=config.precision,
+        description=f"{config.model} on {dataset.name}",
+    )
+    test_set = test_split(config, dataset)
+    eval_kwargs = {"device": device, "precision": config.precision}
+    metrics = {
+        "train_accuracy": accuracy(model, train_set, **eval_kwargs),
+        "test_accuracy": accuracy(model, test_set, **eval_kwargs),
+        "train_seconds": result.seconds,
+        "steps": result.steps,
+        "epoch_losses": result.losses,
+        "train_size": len(train_set),
+        "test_size": len(test_set),
+        "device": str(device),
+    }
+    model.to("cpu", memory_format=torch.contiguous_format)
+    artifact = store.save(MODEL_KIND, config.model_dump(), model.state_dict(), metrics, config.seed)
+    return TrainedModel(model, artifact, reused=False)

@@ -1,0 +1,195 @@
+"""Training recipes (the paper's Table 6 plus fast ones) and the training loop."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from dememo.data.augment import Augment
+from dememo.data.batches import DeviceLoader
+from dememo.data.imageset import ImageSet
+from dememo.errors import TrainingError
+from dememo.progress import make_progress
+from dememo.registry import Registry
+from dememo.runtime import Precision, autocast, memory_format, seed_everything
+
+
+class Recipe(BaseModel):
+    """Everything that decides how a model is trained, hashable into artifact names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: str = Field("sgd", pattern="^(sgd|adamw)$")
+    lr: float = Field(gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: str = Field("cosine", pattern="^(cosine|onecycle|constant)$")
+    warmup_fraction: float = Field(0.0, ge=0, lt=1, description="onecycle: share of steps rising")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: Augment = Augment()
+    source: str = ""
+
+
+RECIPES: Registry[Recipe] = Registry("recipe")
+PAPER = "SoK paper, Appendix A, Table 6"
+CIFAR_CROP_FLIP = Augment(crop_padding=4, flip=True)
+CIFAR_CROP_FLIP_ROTATE = Augment(crop_padding=4, flip=True, rotation=15)
+
+for _recipe in (
+    Recipe(name="paper-sgd-cifar10", epochs=60, lr=0.1, weight_decay=5e-4,
+           augment=CIFAR_CROP_FLIP, source=f"{PAPER}: ResNet-18/DenseNet-121 on CIFAR-10"),
+    Recipe(name="paper-sgd-cifar100", epochs=100, lr=0.1, weight_decay=5e-5,
+           augment=CIFAR_CROP_FLIP_ROTATE, source=f"{PAPER}: ResNet-18/DenseNet-121 on CIFAR-100"),
+    Recipe(name="paper-adamw-cifar10", epochs=60, optimizer="adamw", lr=3e-4, weight_decay=0.05,
+           augment=CIFAR_CROP_FLIP, source=f"{PAPER}: ViT-Tiny on CIFAR-10"),
+    Recipe(name="paper-adamw-cifar100", epochs=100, optimizer="adamw", lr=3e-4, weight_decay=0.05,
+           augment=CIFAR_CROP_FLIP_ROTATE, source=f"{PAPER}: ViT-Tiny on CIFAR-100"),
+    Recipe(name="fast", epochs=15, batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4,
+           schedule="onecycle", warmup_fraction=0.2, label_smoothing=0.2, augment=CIFAR_CROP_FLIP,
+           source="dememo: short one-cycle SGD for fastnet/airbench with crop+flip"),
+    Recipe(name="fast-noaug", epochs=15, batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4,
+           schedule="onecycle", warmup_fraction=0.2, label_smoothing=0.2,
+           source="dememo: 'fast' without augmentation"),
+    Recipe(name="quick", epochs=30, batch_size=64, lr=0.05, nesterov=True, weight_decay=5e-4,
+           schedule="onecycle", warmup_fraction=0.2,
+           source="dememo: small nets on tiny data (tests, digits)"),
+):  # fmt: skip
+    RECIPES.register(_recipe.name)(_recipe)
+
+
+def get_recipe(name: str, **overrides: object) -> Recipe:
+    """A registered recipe, optionally with fields replaced (validated)."""
+    recipe = RECIPES.get(name)
+    if not overrides:
+        return recipe
+    return Recipe.model_validate({**recipe.model_dump(), **overrides})
+
+
+@dataclass
+class TrainResult:
+    epochs: int
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov and recipe.momentum > 0,
+        weight_decay=recipe.weight_decay,
+    )
+
+
+def lr_factor(recipe: Recipe, step: int, total: int) -> float:
+    """Multiplier of the base learning rate at ``step`` of ``total``."""
+    progress = step / max(total, 1)
+    if recipe.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if recipe.schedule == "onecycle":
+        rise = recipe.warmup_fraction
+        if progress < rise:
+            return 0.1 + 0.9 * progress / rise
+        return max(0.0, (1 - progress) / (1 - rise))
+    return 1.0
+
+
+def train(
+    model: nn.Module,
+    data: ImageSet,
+    recipe: Recipe,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    precision: Precision = "auto",
+    indices: torch.Tensor | None = None,
+    description: str = "training",
+) -> TrainResult:
+    """Train ``model`` in place on ``data`` (or its ``indices``) following ``recipe``.
+
+    Raises TrainingError, leaving no checkpoint behind, if the loss turns NaN/inf.
+    """
+    device = torch.device(device)
+    seed_everything(seed)
+    fmt = memory_format(device, precision)
+    model.to(device=device, memory_format=fmt).train()
+    loader = DeviceLoader(
+        data, recipe.batch_size, device, indices=indices, augment=recipe.augment, seed=seed
+    )
+    optimizer = make_optimizer(model, recipe)
+    total = recipe.epochs * len(loader)
+    result, step, started = TrainResult(recipe.epochs, 0, 0.0), 0, time.perf_counter()
+    with make_progress() as bar:
+        task = bar.add_task(description, total=total, status="")
+        for epoch in range(recipe.epochs):
+            loss_sum = torch.zeros((), device=device)
+            for batch in loader:
+                for group in optimizer.param_groups:
+                    group["lr"] = recipe.lr * lr_factor(recipe, step, total)
+                with autocast(device, precision):
+                    logits = model(batch.images.contiguous(memory_format=fmt))
+                    loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=recipe.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                step += 1
+                bar.advance(task)
+            mean_loss = float(loss_sum) / len(loader)
+            if not math.isfinite(mean_loss):
+                raise TrainingError(
+                    f"{description}: loss became {mean_loss} in epoch {epoch + 1} "
+                    f"(lr {recipe.lr}); training stopped, no checkpoint written"
+                )
+            result.losses.append(mean_loss)
+            bar.update(task, status=f"epoch {epoch + 1}/{recipe.epochs} loss {mean_loss:.3f}")
+    result.steps, result.seconds = step, time.perf_counter() - started
+    return result
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    data: ImageSet,
+    *,
+    device: torch.device | str = "cpu",
+    precision: Precision = "auto",
+    batch_size: int = 1024,
+    indices: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Float32 logits of ``model`` on ``data`` (in order), in eval mode."""
+    device = torch.device(device)
+    fmt = memory_format(device, precision)
+    was_training = model.training
+    model.to(device=device, memory_format=fmt).eval()
+    loader = DeviceLoader(data, batch_size, device, indices=indices, shuffle=False)
+    outputs = []
+    for batch in loader:
+        with autocast(device, precision):
+            outputs.append(model(batch.images.contiguous(memory_format=fmt)).float())
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0, data.num_classes)
+
+
+def accuracy(model: nn.Module, data: ImageSet, **kwargs) -> float:
+    """Top-1 accuracy of ``model`` on ``data`` (fraction in [0, 1])."""
+    indices = kwargs.get("indices")
+    labels = data.labels if indices is None else data.labels[torch.as_tensor(indices)]
+    if len(labels) == 0:
+        return float("nan")
+    logits = predict_logits(model, data, **kwargs)
+    return float((logits.argmax(1).cpu() == labels).float().mean())
