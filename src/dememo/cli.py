@@ -14,7 +14,13 @@ from dememo.data import DATASETS, load_dataset
 from dememo.errors import DememoError
 from dememo.models import MODELS
 from dememo.paths import artifact_root
-from dememo.pipeline import TrainConfig, model_from_artifact, test_split, train_or_load, training_split
+from dememo.pipeline import (
+    TrainConfig,
+    model_from_artifact,
+    test_split,
+    train_or_load,
+    training_split,
+)
 from dememo.runtime import resolve_device, use_bf16
 from dememo.store import ArtifactStore
 from dememo.train import RECIPES, accuracy, get_recipe
@@ -78,15 +84,15 @@ def models_list() -> None:
 @app.command("recipes")
 def recipes_list() -> None:
     """List the training recipes (the paper's Table 6 and fast ones)."""
-    table = Table("recipe", "epochs", "batch", "optimizer", "lr", "wd", "schedule", "augment", "source")
+    table = Table("recipe", "epochs", "batch", "optim", "lr", "wd", "schedule", "augment")
     for name in RECIPES:
         r = RECIPES.get(name)
-        aug = ", ".join(f"{k}={v}" for k, v in r.augment.model_dump().items() if v) or "none"
-        table.add_row(
-            name, str(r.epochs), str(r.batch_size), r.optimizer, f"{r.lr:g}", f"{r.weight_decay:g}",
-            r.schedule, aug, r.source,
-        )  # fmt: skip
+        aug = " ".join(f"{k}={v}" for k, v in r.augment.model_dump().items() if v) or "none"
+        table.add_row(name, str(r.epochs), str(r.batch_size), r.optimizer, f"{r.lr:g}",
+                      f"{r.weight_decay:g}", r.schedule, aug)  # fmt: skip
     console.print(table)
+    for name in RECIPES:
+        console.print(f"[bold]{name}[/]: {RECIPES.get(name).source}")
 
 
 def _train_and_report(config: TrainConfig, data_root: Path | None, artifacts: Path | None,
@@ -96,14 +102,19 @@ def _train_and_report(config: TrainConfig, data_root: Path | None, artifacts: Pa
     store = ArtifactStore(artifact_root(artifacts))
     trained = train_or_load(config, dataset, store, resolved)
     metrics = trained.artifact.metrics
-    table = Table("dataset", "model", "recipe", "epochs", "train", "test", "train acc", "test acc",
-                  "seconds", "precision", title="dememo results")  # fmt: skip
-    table.add_row(
-        config.dataset, config.model, config.recipe.name, str(config.recipe.epochs),
-        str(metrics["train_size"]), str(metrics["test_size"]),
-        f"{100 * metrics['train_accuracy']:.2f}%", f"{100 * metrics['test_accuracy']:.2f}%",
-        f"{metrics['train_seconds']:.1f}", "bf16" if use_bf16(resolved, config.precision) else "fp32",
-    )  # fmt: skip
+    table = Table("", "value", title="dememo results")
+    rows = {
+        "dataset": config.dataset,
+        "model": config.model,
+        "recipe": f"{config.recipe.name} ({config.recipe.epochs} epochs)",
+        "train / test images": f"{metrics['train_size']} / {metrics['test_size']}",
+        "train accuracy": f"{100 * metrics['train_accuracy']:.2f}%",
+        "test accuracy": f"{100 * metrics['test_accuracy']:.2f}%",
+        "training time": f"{metrics['train_seconds']:.1f} s on {metrics['device']}",
+        "precision": "bf16" if use_bf16(resolved, config.precision) else "fp32",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
     console.print(table)
     state = "reused stored model" if trained.reused else "saved model"
     console.print(f"{state}: {trained.artifact.path}")
@@ -116,8 +127,12 @@ def train_command(
     recipe: Annotated[str, typer.Option(help="Recipe name (see 'dememo recipes').")] = "quick",
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialization, shuffling, augmentation.")] = 0,
-    train_per_class: Annotated[int | None, typer.Option(help="Use the first N training images per class.")] = None,
-    test_per_class: Annotated[int | None, typer.Option(help="Evaluate on the first N test images per class.")] = None,
+    train_per_class: Annotated[
+        int | None, typer.Option(help="Use the first N training images per class.")
+    ] = None,
+    test_per_class: Annotated[
+        int | None, typer.Option(help="Evaluate on the first N test images per class.")
+    ] = None,
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
     device: Device = "auto",

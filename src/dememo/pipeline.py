@@ -11,7 +11,7 @@ from torch import nn
 from dememo.data.imageset import Dataset, ImageSet
 from dememo.errors import ArtifactError
 from dememo.models import build_model
-from dememo.runtime import Precision
+from dememo.runtime import Precision, seed_everything
 from dememo.store import Artifact, ArtifactStore
 from dememo.train import Recipe, accuracy, train
 
@@ -52,6 +52,8 @@ def test_split(config: TrainConfig, dataset: Dataset) -> ImageSet:
 
 
 def new_model(config: TrainConfig, train_set: ImageSet) -> nn.Module:
+    """A freshly initialized model (initialization seeded by ``config.seed``)."""
+    seed_everything(config.seed)
     mean, std = train_set.channel_stats()
     return build_model(
         config.model, train_set.channels, train_set.num_classes, train_set.image_size, mean, std

@@ -45,7 +45,11 @@ def file_sha256(path: Path) -> str:
 
 
 def versions() -> dict[str, str]:
-    return {"dememo": dememo.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {
+        "dememo": dememo.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 @dataclass(frozen=True)

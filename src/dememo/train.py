@@ -54,10 +54,10 @@ for _recipe in (
            augment=CIFAR_CROP_FLIP, source=f"{PAPER}: ViT-Tiny on CIFAR-10"),
     Recipe(name="paper-adamw-cifar100", epochs=100, optimizer="adamw", lr=3e-4, weight_decay=0.05,
            augment=CIFAR_CROP_FLIP_ROTATE, source=f"{PAPER}: ViT-Tiny on CIFAR-100"),
-    Recipe(name="fast", epochs=15, batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4,
+    Recipe(name="fast", epochs=20, batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4,
            schedule="onecycle", warmup_fraction=0.2, label_smoothing=0.2, augment=CIFAR_CROP_FLIP,
            source="dememo: short one-cycle SGD for fastnet/airbench with crop+flip"),
-    Recipe(name="fast-noaug", epochs=15, batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4,
+    Recipe(name="fast-noaug", epochs=20, batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4,
            schedule="onecycle", warmup_fraction=0.2, label_smoothing=0.2,
            source="dememo: 'fast' without augmentation"),
     Recipe(name="quick", epochs=30, batch_size=64, lr=0.05, nesterov=True, weight_decay=5e-4,
@@ -127,9 +127,7 @@ def train(
     seed_everything(seed)
     fmt = memory_format(device, precision)
     model.to(device=device, memory_format=fmt).train()
-    loader = DeviceLoader(
-        data, recipe.batch_size, device, indices=indices, augment=recipe.augment, seed=seed
-    )
+    loader = DeviceLoader(data, recipe.batch_size, device, indices=indices, augment=recipe.augment, seed=seed)
     optimizer = make_optimizer(model, recipe)
     total = recipe.epochs * len(loader)
     result, step, started = TrainResult(recipe.epochs, 0, 0.0), 0, time.perf_counter()
@@ -142,7 +140,9 @@ def train(
                     group["lr"] = recipe.lr * lr_factor(recipe, step, total)
                 with autocast(device, precision):
                     logits = model(batch.images.contiguous(memory_format=fmt))
-                    loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=recipe.label_smoothing)
+                    loss = F.cross_entropy(
+                        logits.float(), batch.labels, label_smoothing=recipe.label_smoothing
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -27,9 +27,7 @@ def source_signature(paths: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_dataset(
-    cache_dir: Path, name: str, sources: list[Path], build: Callable[[], Dataset]
-) -> Dataset:
+def cached_dataset(cache_dir: Path, name: str, sources: list[Path], build: Callable[[], Dataset]) -> Dataset:
     """Load ``name`` from the cache, or build it, store it atomically and return it."""
     entry = Path(cache_dir) / f"{name}-{source_signature(sources)}"
     if (entry / "meta.json").is_file():
@@ -42,7 +40,11 @@ def cached_dataset(
             tensors[f"{split}_images"] = part.images.contiguous()
             tensors[f"{split}_labels"] = part.labels.contiguous()
         save_file(tensors, tmp / "data.safetensors")
-        meta = {"format": CACHE_FORMAT, "name": dataset.name, "classes": list(dataset.train.classes)}
+        meta = {
+            "format": CACHE_FORMAT,
+            "name": dataset.name,
+            "classes": list(dataset.train.classes),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     return dataset
 
@@ -55,7 +57,12 @@ def _load(entry: Path) -> Dataset:
         raise DataError(f"{entry}: unreadable cache entry ({error}); delete it to rebuild") from error
     classes = tuple(meta["classes"])
     sets = {
-        split: ImageSet(tensors[f"{split}_images"], tensors[f"{split}_labels"], classes, f"{meta['name']}/{split}")
+        split: ImageSet(
+            tensors[f"{split}_images"],
+            tensors[f"{split}_labels"],
+            classes,
+            f"{meta['name']}/{split}",
+        )
         for split in ("train", "test")
     }
     return Dataset(meta["name"], sets["train"], sets["test"])

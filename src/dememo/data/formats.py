@@ -199,6 +199,9 @@ def imagefolder_dataset(source: Path, name: str):
             arrays.append(array)
             labels.append(label)
         sets[split] = ImageSet(
-            torch.from_numpy(np.stack(arrays)), torch.tensor(labels, dtype=torch.int64), classes, f"{name}/{split}"
+            torch.from_numpy(np.stack(arrays)),
+            torch.tensor(labels, dtype=torch.int64),
+            classes,
+            f"{name}/{split}",
         )
     return Dataset(name, sets["train"], sets["test"])

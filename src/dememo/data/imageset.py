@@ -34,8 +34,7 @@ class ImageSet:
             raise DataError(f"{self.name}: labels must be an int64 tensor, got {_describe(self.labels)}")
         if self.labels.dim() != 1 or len(self.labels) != len(self.images):
             raise DataError(
-                f"{self.name}: {len(self.images)} images but labels have shape "
-                f"{tuple(self.labels.shape)}"
+                f"{self.name}: {len(self.images)} images but labels have shape {tuple(self.labels.shape)}"
             )
         if not self.classes:
             raise DataError(f"{self.name}: no class names")

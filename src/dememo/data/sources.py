@@ -75,7 +75,10 @@ def _digits(root: Path, download: bool) -> Dataset:
     def part(index: np.ndarray, split: str) -> ImageSet:
         index = np.sort(index)
         return ImageSet(
-            torch.from_numpy(images[index]), torch.from_numpy(labels[index]), classes, f"digits/{split}"
+            torch.from_numpy(images[index]),
+            torch.from_numpy(labels[index]),
+            classes,
+            f"digits/{split}",
         )
 
     return Dataset("digits", part(train_idx, "train"), part(test_idx, "test"))
@@ -102,7 +105,9 @@ def _cifar10(root: Path, download: bool) -> Dataset:
             )
         if not download:
             raise _missing(
-                "cifar10", root, [batches, root / "cifar10-jpeg", root / "cifar10-jpeg.tar.gz"],
+                "cifar10",
+                root,
+                [batches, root / "cifar10-jpeg", root / "cifar10-jpeg.tar.gz"],
                 "Pass --data-root, set DEMEMO_DATA, or use --download when online.",
             )
         from torchvision.datasets import CIFAR10
@@ -168,7 +173,9 @@ def _fashion(root: Path, download: bool) -> Dataset:
         files = files_in(root / "FashionMNIST" / "raw")
     if files is None:
         raise _missing(
-            "fashion-mnist", root, candidates,
+            "fashion-mnist",
+            root,
+            candidates,
             "Install it with 'apt-get install dataset-fashion-mnist' or use --download when online.",
         )
 

@@ -4,8 +4,7 @@ Every model takes float images in [0, 1]; normalization is the first layer, so
 perturbations and attacks work in pixel space.
 """
 
-from dememo.models.registry import MODELS, ModelSpec, build_model
-
 from dememo.models import architectures  # noqa: F401  (fills the registry)
+from dememo.models.registry import MODELS, ModelSpec, build_model
 
 __all__ = ["MODELS", "ModelSpec", "build_model"]

@@ -82,9 +82,9 @@ class FastNet(nn.Module):
         return self.head(torch.amax(features, dim=(2, 3)))
 
 
-@register_model("fastnet", "airbench-style 3-block CNN, widths 32/64/128 (CPU-sized); 0.29M params")
+@register_model("fastnet", "airbench-style 3-block CNN, widths 16/32/64 (CPU-sized); 0.07M params")
 def _fastnet(channels: int, num_classes: int, size: tuple[int, int]) -> nn.Module:
-    return FastNet(channels, num_classes, (32, 64, 128))
+    return FastNet(channels, num_classes, (16, 32, 64))
 
 
 @register_model("airbench", "airbench94's widths 64/256/256 (GPU-sized); 1.9M params")
@@ -92,7 +92,7 @@ def _airbench(channels: int, num_classes: int, size: tuple[int, int]) -> nn.Modu
     return FastNet(channels, num_classes, (64, 256, 256))
 
 
-@register_model("tinycnn", "two conv layers and a linear head, for tests; about 6K params")
+@register_model("tinycnn", "two conv layers and a linear head, for tests; about 5K params")
 def _tinycnn(channels: int, num_classes: int, size: tuple[int, int]) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(channels, 16, 3, padding=1),
@@ -109,5 +109,8 @@ def _tinycnn(channels: int, num_classes: int, size: tuple[int, int]) -> nn.Modul
 @register_model("mlp", "one hidden layer of 256 units, for tests")
 def _mlp(channels: int, num_classes: int, size: tuple[int, int]) -> nn.Module:
     return nn.Sequential(
-        nn.Flatten(), nn.Linear(channels * size[0] * size[1], 256), nn.ReLU(), nn.Linear(256, num_classes)
+        nn.Flatten(),
+        nn.Linear(channels * size[0] * size[1], 256),
+        nn.ReLU(),
+        nn.Linear(256, num_classes),
     )
