@@ -60,6 +60,9 @@ for _recipe in (
     Recipe(name="fast-noaug", epochs=20, batch_size=256, lr=0.2, nesterov=True, weight_decay=5e-4,
            schedule="onecycle", warmup_fraction=0.2, label_smoothing=0.2,
            source="dememo: 'fast' without augmentation"),
+    Recipe(name="tap-surrogate", epochs=40, lr=0.1, nesterov=True, weight_decay=5e-4,
+           augment=CIFAR_CROP_FLIP, source="Fowl et al. 2021 official code: TAP's clean surrogate "
+           "(40 epochs, Nesterov SGD; their step decay at epochs 14/24/35 is replaced by cosine)"),
     Recipe(name="quick", epochs=30, batch_size=64, lr=0.05, nesterov=True, weight_decay=5e-4,
            schedule="onecycle", warmup_fraction=0.2,
            source="dememo: small nets on tiny data (tests, digits)"),

@@ -1,0 +1,104 @@
+"""The Protector protocol, its registry, and the common options every method takes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from dememo.data.imageset import ImageSet
+from dememo.errors import ConfigError
+from dememo.protect.perturbation import Perturbation
+from dememo.registry import Registry
+from dememo.runtime import Precision
+
+
+class ProtectConfig(BaseModel):
+    """Options shared by every protector. Subclasses add the method's own, with the
+    defaults of the method's official code."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    budget: float = 8 / 255  # l_inf bound in [0, 1] pixel units (unused by OPS)
+    fraction: float = 1.0  # share of the eligible samples that get perturbed
+    classes: tuple[int, ...] | None = None  # only samples of these classes (None: all)
+    seed: int = 0
+
+
+class Protector(ABC):
+    """A method that makes samples unlearnable. Subclasses set ``name``,
+    ``description``, ``Config`` and implement ``generate``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Config: ClassVar[type[ProtectConfig]] = ProtectConfig
+
+    def __init__(self, config: ProtectConfig, device: torch.device, precision: Precision = "auto") -> None:
+        self.config = config
+        self.device = device
+        self.precision = precision
+
+    @abstractmethod
+    def generate(self, data: ImageSet, indices: torch.Tensor) -> Perturbation:
+        """Perturb the samples of ``data`` at ``indices``."""
+
+
+PROTECTORS: Registry[type[Protector]] = Registry("protection method")
+
+
+def register_protector(cls: type[Protector]) -> type[Protector]:
+    return PROTECTORS.register(cls.name)(cls)
+
+
+def make_config(method: str, **options: object) -> ProtectConfig:
+    """Validate ``options`` for ``method`` into its Config, with errors naming the option."""
+    cls = PROTECTORS.get(method)
+    try:
+        config = cls.Config(**options)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{method}: invalid options ({problems})") from None
+    if not 0 < config.budget <= 1:
+        raise ConfigError(
+            f"{method}: budget must be in (0, 1] (pixel scale; 8/255 = 0.0314), got {config.budget}"
+        )
+    if not 0 < config.fraction <= 1:
+        raise ConfigError(f"{method}: fraction must be in (0, 1], got {config.fraction}")
+    return config
+
+
+def select_indices(data: ImageSet, config: ProtectConfig) -> torch.Tensor:
+    """The samples to perturb: those of ``config.classes``, thinned to ``config.fraction``."""
+    if config.classes is not None:
+        bad = [c for c in config.classes if not 0 <= c < data.num_classes]
+        if bad:
+            raise ConfigError(f"classes {bad} are outside {data.name}'s classes 0..{data.num_classes - 1}")
+        eligible = torch.nonzero(torch.isin(data.labels, torch.tensor(config.classes))).flatten()
+    else:
+        eligible = torch.arange(len(data))
+    if config.fraction < 1:
+        generator = torch.Generator().manual_seed(config.seed)
+        keep = round(config.fraction * len(eligible))
+        eligible = torch.sort(eligible[torch.randperm(len(eligible), generator=generator)[:keep]]).values
+    if len(eligible) == 0:
+        raise ConfigError(
+            f"no samples of {data.name} selected (classes {config.classes}, fraction {config.fraction})"
+        )
+    return eligible
+
+
+def protect(
+    method: str,
+    data: ImageSet,
+    *,
+    device: torch.device | str = "cpu",
+    precision: Precision = "auto",
+    **options: object,
+) -> Perturbation:
+    """Generate ``method``'s perturbation for ``data``. Nothing is written here;
+    an interrupted call leaves nothing behind."""
+    config = make_config(method, **options)
+    protector = PROTECTORS.get(method)(config, torch.device(device), precision)
+    return protector.generate(data, select_indices(data, config))
