@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from dememo.data.imageset import Dataset, ImageSet
-from dememo.errors import ArtifactError
+from dememo.errors import ArtifactError, ConfigError
 from dememo.models import build_model
 from dememo.runtime import Precision, seed_everything
 from dememo.store import Artifact, ArtifactStore
@@ -30,6 +30,7 @@ class TrainConfig(BaseModel):
     train_per_class: int | None = Field(None, ge=1, description="first N training images per class")
     test_per_class: int | None = Field(None, ge=1, description="first N test images per class")
     precision: Precision = "auto"
+    perturbation: str | None = Field(None, description="config hash of the perturbation trained on")
 
 
 @dataclass
@@ -76,9 +77,15 @@ def train_or_load(
     dataset: Dataset,
     store: ArtifactStore,
     device: torch.device | str = "cpu",
+    protected: ImageSet | None = None,
 ) -> TrainedModel:
-    """Reuse the stored model for ``config`` or train, evaluate and store it."""
-    train_set = training_split(config, dataset)
+    """Reuse the stored model for ``config`` or train, evaluate and store it.
+
+    ``protected`` is the perturbed training split named by ``config.perturbation``.
+    """
+    if (protected is None) != (config.perturbation is None):
+        raise ConfigError("pass the protected training set exactly when config.perturbation is set")
+    train_set = protected if protected is not None else training_split(config, dataset)
     stored = store.load(MODEL_KIND, config.model_dump())
     if stored is not None:
         return TrainedModel(model_from_artifact(stored, train_set), stored, reused=True)

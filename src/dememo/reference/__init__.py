@@ -1,0 +1,27 @@
+"""Published numbers for reproduction checks.
+
+``table3.csv``: test accuracy (%) of classifiers trained on unlearnability-protected
+training sets, from the SoK paper "Unlearnability and Unlearning for Model
+Dememorization" (2026), Table 3 (training recipes of its Table 6, with augmentation).
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import cache
+from importlib.resources import files
+
+
+@cache
+def table3() -> dict[str, dict[str, float]]:
+    """{column (e.g. 'cifar10_resnet18'): {perturbation (e.g. 'ue-s', 'clean'): accuracy %}}."""
+    lines = [line for line in files(__package__).joinpath("table3.csv").read_text().splitlines()
+             if line and not line.startswith("#")]  # fmt: skip
+    rows = list(csv.DictReader(lines))
+    columns = [c for c in rows[0] if c != "perturbation"]
+    return {col: {row["perturbation"]: float(row[col]) for row in rows} for col in columns}
+
+
+def paper_accuracy(dataset: str, model: str, perturbation: str) -> float | None:
+    """The paper's Table 3 accuracy (%) for this cell, or None when it has none."""
+    return table3().get(f"{dataset}_{model}", {}).get(perturbation)
