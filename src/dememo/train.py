@@ -17,7 +17,7 @@ from dememo.data.imageset import ImageSet
 from dememo.errors import TrainingError
 from dememo.progress import make_progress
 from dememo.registry import Registry
-from dememo.runtime import Precision, autocast, memory_format, seed_everything
+from dememo.runtime import MEMORY_FORMAT, Precision, autocast, channels_last, seed_everything
 
 
 class Recipe(BaseModel):
@@ -128,8 +128,7 @@ def train(
     """
     device = torch.device(device)
     seed_everything(seed)
-    fmt = memory_format(device, precision)
-    model.to(device=device, memory_format=fmt).train()
+    model.to(device=device, memory_format=MEMORY_FORMAT).train()
     loader = DeviceLoader(data, recipe.batch_size, device, indices=indices, augment=recipe.augment, seed=seed)
     optimizer = make_optimizer(model, recipe)
     total = recipe.epochs * len(loader)
@@ -142,7 +141,7 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = recipe.lr * lr_factor(recipe, step, total)
                 with autocast(device, precision):
-                    logits = model(batch.images.contiguous(memory_format=fmt))
+                    logits = model(channels_last(batch.images))
                     loss = F.cross_entropy(
                         logits.float(), batch.labels, label_smoothing=recipe.label_smoothing
                     )
@@ -176,14 +175,13 @@ def predict_logits(
 ) -> torch.Tensor:
     """Float32 logits of ``model`` on ``data`` (in order), in eval mode."""
     device = torch.device(device)
-    fmt = memory_format(device, precision)
     was_training = model.training
-    model.to(device=device, memory_format=fmt).eval()
+    model.to(device=device, memory_format=MEMORY_FORMAT).eval()
     loader = DeviceLoader(data, batch_size, device, indices=indices, shuffle=False)
     outputs = []
     for batch in loader:
         with autocast(device, precision):
-            outputs.append(model(batch.images.contiguous(memory_format=fmt)).float())
+            outputs.append(model(channels_last(batch.images)).float())
     model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0, data.num_classes)
 

@@ -31,7 +31,7 @@ from dememo.progress import make_progress
 from dememo.protect.base import ProtectConfig, Protector
 from dememo.protect.perturbation import Perturbation
 from dememo.protect.pixel_pgd import frozen, pgd, project_linf
-from dememo.runtime import autocast, seed_everything
+from dememo.runtime import autocast, channels_last, seed_everything
 
 
 class MinMinConfig(ProtectConfig):
@@ -78,11 +78,11 @@ class ErrorMinimizing(Protector):
         seed_everything(cfg.seed)
         dev = self.device
         self.generator = torch.Generator(device=dev).manual_seed(cfg.seed)
-        images = data.images[indices].to(dev)
+        images = channels_last(data.images[indices].to(dev))
         labels = data.labels[indices].to(dev)
         groups = labels.clone() if self.class_wise else torch.arange(len(indices), device=dev)
         rows = data.num_classes if self.class_wise else len(indices)
-        delta = torch.zeros(rows, *data.images.shape[1:], device=dev)
+        delta = channels_last(torch.zeros(rows, *data.images.shape[1:], device=dev))
         if cfg.random_start:
             delta.uniform_(-cfg.budget, cfg.budget, generator=self.generator)
         noise_positions = torch.arange(len(indices), device=dev)

@@ -22,7 +22,7 @@ from dememo.progress import progress
 from dememo.protect.base import ProtectConfig, Protector, register_protector
 from dememo.protect.perturbation import Perturbation
 from dememo.protect.pixel_pgd import frozen, pgd
-from dememo.runtime import autocast, seed_everything
+from dememo.runtime import autocast, channels_last, seed_everything
 from dememo.train import get_recipe, train
 
 
@@ -61,7 +61,7 @@ class TargetedAdversarialPoisoning(Protector):
         with frozen(model), autocast(dev, self.precision):
             for start in progress(range(0, len(indices), cfg.batch_size), "tap: poisoning batches"):
                 part = indices[start : start + cfg.batch_size]
-                clean = data.images[part].to(dev).float() / 255
+                clean = channels_last(data.images[part].to(dev).float() / 255)
                 target = (data.labels[part].to(dev) + 1) % data.num_classes
                 best, best_loss = None, float("inf")
                 for _ in range(cfg.restarts):

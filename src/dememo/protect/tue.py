@@ -24,7 +24,7 @@ from dememo.protect.base import ProtectConfig, Protector, register_protector
 from dememo.protect.perturbation import Perturbation
 from dememo.protect.pixel_pgd import frozen, pgd
 from dememo.protect.simclr import ContrastiveEncoder, class_separability, nt_xent, simclr_augment
-from dememo.runtime import autocast, seed_everything
+from dememo.runtime import MEMORY_FORMAT, autocast, channels_last, seed_everything
 
 
 class TUEConfig(ProtectConfig):
@@ -54,13 +54,14 @@ class TransferableUE(Protector):
         seed_everything(cfg.seed)
         dev = self.device
         gen = torch.Generator(device=dev).manual_seed(cfg.seed)
-        images, labels = data.images[indices].to(dev), data.labels[indices].to(dev)
+        images, labels = channels_last(data.images[indices].to(dev)), data.labels[indices].to(dev)
         n = len(indices)
-        delta = torch.zeros(n, *data.images.shape[1:], device=dev)
+        delta = channels_last(torch.zeros(n, *data.images.shape[1:], device=dev))
         if cfg.random_start:
             delta.uniform_(-cfg.budget, cfg.budget, generator=gen)
         mean, std = data.channel_stats()
-        encoder = ContrastiveEncoder(cfg.surrogate, data.channels, data.image_size, mean, std).to(dev)
+        encoder = ContrastiveEncoder(cfg.surrogate, data.channels, data.image_size, mean, std)
+        encoder.to(dev, memory_format=MEMORY_FORMAT)
         optimizer = torch.optim.Adam(encoder.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         batch = min(cfg.batch_size, n)
         rounds = cfg.rounds or cfg.epochs * math.ceil(math.ceil(n / batch) / cfg.train_steps)
