@@ -10,12 +10,12 @@ from dememo.errors import ConfigError
 PRESETS: dict[str, dict[str, dict[str, object]]] = {
     "paper": {},
     "cpu": {
-        "ue-s": {"surrogate": "fastnet"},
-        "ue-c": {"surrogate": "fastnet"},
-        "pue": {"surrogate": "fastnet", "train_draws": 4, "noise_draws": 2},
+        "ue-s": {"surrogate": "tinycnn"},
+        "ue-c": {"surrogate": "tinycnn"},
+        "pue": {"surrogate": "tinycnn", "train_draws": 2, "noise_draws": 1, "max_rounds": 15},
         "tap": {"surrogate": "fastnet", "surrogate_recipe": "fast", "steps": 40, "restarts": 1,
                 "step_fraction": 0.1},
-        "tue": {"surrogate": "fastnet", "rounds": 4, "pgd_steps": 5},
+        "tue": {"surrogate": "tinycnn", "rounds": 4, "pgd_steps": 5},
     },
 }  # fmt: skip
 
