@@ -167,9 +167,9 @@ def eval_command(
     config = TrainConfig.model_validate(stored.manifest["config"])
     dataset = load_dataset(config.dataset, data_root)
     model = model_from_artifact(stored, training_split(config, dataset))
-    part = test_split(config, dataset) if split == "test" else training_split(config, dataset)
     if split not in ("train", "test"):
-        raise DememoError(f"unknown split {split!r}; valid: test, train")
+        raise ConfigError(f"unknown split {split!r}; valid: test, train")
+    part = test_split(config, dataset) if split == "test" else training_split(config, dataset)
     acc = accuracy(model, part, device=resolve_device(device), precision=config.precision)
     console.print(f"{config.model} on {config.dataset}/{split} ({len(part)} images): {100 * acc:.2f}%")
 
