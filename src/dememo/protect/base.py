@@ -35,7 +35,7 @@ class Protector(ABC):
     description: ClassVar[str]
     Config: ClassVar[type[ProtectConfig]] = ProtectConfig
 
-    def __init__(self, config: ProtectConfig, device: torch.device, precision: Precision = "auto") -> None:
+    def __init__(self, config: ProtectConfig, device: torch.device, precision: Precision = "fp32") -> None:
         self.config = config
         self.device = device
         self.precision = precision
@@ -94,11 +94,15 @@ def protect(
     data: ImageSet,
     *,
     device: torch.device | str = "cpu",
-    precision: Precision = "auto",
+    precision: Precision = "fp32",
     **options: object,
 ) -> Perturbation:
     """Generate ``method``'s perturbation for ``data``. Nothing is written here;
-    an interrupted call leaves nothing behind."""
+    an interrupted call leaves nothing behind.
+
+    Generation defaults to fp32: whether bf16 noise is as effective has not been
+    measured yet (pass precision="auto" or "bf16" to opt in).
+    """
     config = make_config(method, **options)
     protector = PROTECTORS.get(method)(config, torch.device(device), precision)
     return protector.generate(data, select_indices(data, config))

@@ -27,11 +27,13 @@ class ProtectedData:
         return self.artifact.manifest["config_hash"]
 
 
-def protect_job_config(method: str, dataset: str, train_per_class: int | None, **options: object) -> dict:
-    """The identity of a perturbation: method, full validated options, and the data."""
+def protect_job_config(
+    method: str, dataset: str, train_per_class: int | None, precision: Precision, **options: object
+) -> dict:
+    """The identity of a perturbation: method, full validated options, precision and the data."""
     config = make_config(method, **options)
     return {"method": method, "dataset": dataset, "train_per_class": train_per_class,
-            "options": config.model_dump(mode="json")}  # fmt: skip
+            "precision": precision, "options": config.model_dump(mode="json")}  # fmt: skip
 
 
 def protect_or_load(
@@ -42,11 +44,11 @@ def protect_or_load(
     *,
     train_per_class: int | None = None,
     device: torch.device | str = "cpu",
-    precision: Precision = "auto",
+    precision: Precision = "fp32",
     **options: object,
 ) -> ProtectedData:
     """Reuse the stored perturbation for this config, or generate and store it atomically."""
-    job = protect_job_config(method, dataset.name, train_per_class, **options)
+    job = protect_job_config(method, dataset.name, train_per_class, precision, **options)
     stored = store.load(PERTURBATION_KIND, job)
     if stored is not None:
         return ProtectedData(Perturbation.from_artifact(stored), stored, reused=True)
