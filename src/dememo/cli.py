@@ -239,7 +239,7 @@ def protect_command(
     if classes is not None:
         options["classes"] = tuple(int(c) for c in classes.split(","))
     data = load_dataset(dataset, data_root)
-    train_set = data.train if train_per_class is None else data.train.head(train_per_class)
+    train_set = data.train.head(train_per_class)
     result = protect_or_load(method, data, train_set, ArtifactStore(artifact_root(artifacts)),
                              train_per_class=train_per_class, device=resolve_device(device),
                              fraction=fraction, seed=seed, **options)  # fmt: skip

@@ -41,14 +41,10 @@ class TrainedModel:
 
 
 def training_split(config: TrainConfig, dataset: Dataset) -> ImageSet:
-    if config.train_per_class is None:
-        return dataset.train
     return dataset.train.head(config.train_per_class, f"{dataset.name}/train-subset")
 
 
 def test_split(config: TrainConfig, dataset: Dataset) -> ImageSet:
-    if config.test_per_class is None:
-        return dataset.test
     return dataset.test.head(config.test_per_class, f"{dataset.name}/test-subset")
 
 

@@ -69,8 +69,11 @@ class ImageSet:
             raise DataError(f"{self.name}: subset indices must lie in [0, {len(self) - 1}]")
         return ImageSet(self.images[index], self.labels[index], self.classes, name or self.name)
 
-    def head(self, per_class: int, name: str | None = None) -> ImageSet:
-        """The first ``per_class`` samples of every class (a deterministic, balanced subset)."""
+    def head(self, per_class: int | None, name: str | None = None) -> ImageSet:
+        """The first ``per_class`` samples of every class (a deterministic, balanced subset);
+        the whole set when ``per_class`` is None."""
+        if per_class is None:
+            return self
         picks = [torch.nonzero(self.labels == c).flatten()[:per_class] for c in range(self.num_classes)]
         index = torch.sort(torch.cat(picks)).values
         return self.subset(index, name)
