@@ -1,0 +1,109 @@
+"""Training commands: train, eval and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dememo.cli.common import Artifacts, DataRoot, Device, Download, PrecisionOpt, app, console
+from dememo.data import load_dataset
+from dememo.errors import ConfigError
+from dememo.paths import artifact_root
+from dememo.pipeline import (
+    TrainConfig,
+    model_from_artifact,
+    test_split,
+    train_or_load,
+    training_split,
+)
+from dememo.runtime import resolve_device, use_bf16
+from dememo.store import ArtifactStore
+from dememo.train import accuracy, get_recipe
+
+
+def _train_and_report(config: TrainConfig, data_root: Path | None, artifacts: Path | None,
+                      device: str, download: bool = False) -> None:  # fmt: skip
+    dataset = load_dataset(config.dataset, data_root, download)
+    resolved = resolve_device(device)
+    store = ArtifactStore(artifact_root(artifacts))
+    trained = train_or_load(config, dataset, store, resolved)
+    metrics = trained.artifact.metrics
+    table = Table("", "value", title="dememo results")
+    rows = {
+        "dataset": config.dataset,
+        "model": config.model,
+        "recipe": f"{config.recipe.name} ({config.recipe.epochs} epochs)",
+        "train / test images": f"{metrics['train_size']} / {metrics['test_size']}",
+        "train accuracy": f"{100 * metrics['train_accuracy']:.2f}%",
+        "test accuracy": f"{100 * metrics['test_accuracy']:.2f}%",
+        "training time": f"{metrics['train_seconds']:.1f} s on {metrics['device']}",
+        "precision": "bf16" if use_bf16(resolved, config.precision) else "fp32",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
+    state = "reused stored model" if trained.reused else "saved model"
+    console.print(f"{state}: {trained.artifact.path}")
+
+
+@app.command("train")
+def train_command(
+    dataset: Annotated[str, typer.Option(help="Dataset name (see 'dememo data list').")] = "digits",
+    model: Annotated[str, typer.Option(help="Model name (see 'dememo models').")] = "tinycnn",
+    recipe: Annotated[str, typer.Option(help="Recipe name (see 'dememo recipes').")] = "quick",
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for initialization, shuffling, augmentation.")] = 0,
+    train_per_class: Annotated[
+        int | None, typer.Option(help="Use the first N training images per class.")
+    ] = None,
+    test_per_class: Annotated[
+        int | None, typer.Option(help="Evaluate on the first N test images per class.")
+    ] = None,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = "auto",
+    download: Download = False,
+) -> None:
+    """Train a model (or reuse the stored one with the same config) and report accuracy."""
+    overrides = {"epochs": epochs} if epochs is not None else {}
+    config = TrainConfig(
+        dataset=dataset, model=model, recipe=get_recipe(recipe, **overrides), seed=seed,
+        train_per_class=train_per_class, test_per_class=test_per_class, precision=precision,
+    )  # fmt: skip
+    _train_and_report(config, data_root, artifacts, device, download)
+
+
+@app.command("eval")
+def eval_command(
+    artifact: Annotated[Path, typer.Argument(help="A model artifact directory (from 'dememo train').")],
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    data_root: DataRoot = None,
+    device: Device = "auto",
+) -> None:
+    """Evaluate a stored model on a split of the dataset it was trained on."""
+    stored = ArtifactStore.load_path(artifact)
+    config = TrainConfig.model_validate(stored.manifest["config"])
+    dataset = load_dataset(config.dataset, data_root)
+    model = model_from_artifact(stored, training_split(config, dataset))
+    if split not in ("train", "test"):
+        raise ConfigError(f"unknown split {split!r}; valid: test, train")
+    part = test_split(config, dataset) if split == "test" else training_split(config, dataset)
+    acc = accuracy(model, part, device=resolve_device(device), precision=config.precision)
+    console.print(f"{config.model} on {config.dataset}/{split} ({len(part)} images): {100 * acc:.2f}%")
+
+
+@app.command("demo")
+def demo_command(
+    dataset: Annotated[str, typer.Option(help="Dataset for the demo.")] = "fashion-mnist",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 4,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """The main job: train and evaluate the fast network on the default dataset."""
+    config = TrainConfig(dataset=dataset, model="fastnet", recipe=get_recipe("fast", epochs=epochs))
+    _train_and_report(config, data_root, artifacts, device)
