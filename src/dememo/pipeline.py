@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from dememo.data.imageset import Dataset, ImageSet
-from dememo.errors import ArtifactError, ConfigError
+from dememo.errors import ArtifactError, ConfigError, DataError
 from dememo.models import build_model
 from dememo.runtime import Precision, seed_everything
 from dememo.store import Artifact, ArtifactStore
@@ -31,6 +31,9 @@ class TrainConfig(BaseModel):
     test_per_class: int | None = Field(None, ge=1, description="first N test images per class")
     precision: Precision = "auto"
     perturbation: str | None = Field(None, description="config hash of the perturbation trained on")
+    data: str | None = Field(
+        None, description="Dataset.fingerprint of the decoded data (filled in by train_or_load)"
+    )
 
 
 @dataclass
@@ -38,6 +41,23 @@ class TrainedModel:
     model: nn.Module
     artifact: Artifact
     reused: bool
+
+
+def bind_data(config: TrainConfig, dataset: Dataset) -> TrainConfig:
+    """``config`` keyed on ``dataset``'s content; refuses data other than the config names."""
+    if config.data is None:
+        return config.model_copy(update={"data": dataset.fingerprint})
+    check_data(config, dataset)
+    return config
+
+
+def check_data(config: TrainConfig, dataset: Dataset) -> None:
+    """Raise unless ``dataset`` is the data ``config`` was made from (same decoded content)."""
+    if config.data is not None and config.data != dataset.fingerprint:
+        raise DataError(
+            f"{dataset.name}: this data (fingerprint {dataset.fingerprint}) is not the data the "
+            f"model was made from (fingerprint {config.data})"
+        )
 
 
 def training_split(config: TrainConfig, dataset: Dataset) -> ImageSet:
@@ -59,13 +79,24 @@ def new_model(config: TrainConfig, train_set: ImageSet) -> nn.Module:
 
 def model_from_artifact(artifact: Artifact, train_set: ImageSet) -> nn.Module:
     """Rebuild the architecture named in the manifest and load its weights."""
-    config = TrainConfig.model_validate(artifact.manifest["config"])
+    config = stored_config(artifact)
     model = new_model(config, train_set)
     try:
         model.load_state_dict(artifact.tensors)
     except RuntimeError as error:
         raise ArtifactError(f"{artifact.path}: weights do not fit model {config.model!r}") from error
     return model
+
+
+def stored_config(artifact: Artifact) -> TrainConfig:
+    """The TrainConfig of a model artifact (a one-line error for any other artifact)."""
+    kind = artifact.manifest.get("kind")
+    if kind != MODEL_KIND:
+        raise ArtifactError(f"{artifact.path}: a {kind!r} artifact, not a model artifact")
+    try:
+        return TrainConfig.model_validate(artifact.manifest["config"])
+    except ValueError as error:
+        raise ArtifactError(f"{artifact.path}: manifest config is not a model config") from error
 
 
 def train_or_load(
@@ -78,7 +109,10 @@ def train_or_load(
     """Reuse the stored model for ``config`` or train, evaluate and store it.
 
     ``protected`` is the perturbed training split named by ``config.perturbation``.
+    The key includes ``dataset``'s content fingerprint (``config.data``, filled in here),
+    so other data under the same name never reuses this model.
     """
+    config = bind_data(config, dataset)
     if (protected is None) != (config.perturbation is None):
         raise ConfigError("pass the protected training set exactly when config.perturbation is set")
     train_set = protected if protected is not None else training_split(config, dataset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from dememo.data.archive import iter_archive_files
+from dememo.data.archive import MAX_MEMBER_BYTES, is_hidden, iter_archive_files
 from dememo.data.imageset import ImageSet
 from dememo.errors import DataError
 from dememo.progress import progress
@@ -24,31 +25,40 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 # --- IDX (MNIST, Fashion-MNIST) -------------------------------------------------------
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped) of unsigned bytes."""
+MAX_IDX_BYTES = 1 << 30  # 20x Fashion-MNIST's training images
+
+
+def read_idx(path: Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) of unsigned bytes.
+
+    The header is read first and the data only up to what it promises (at most
+    ``max_bytes``), so a gzip bomb or a lying header never fills memory.
+    """
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
-            raw = handle.read()
+            head = handle.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+            dims = handle.read(4 * head[3])
+            if len(dims) < 4 * head[3]:
+                raise DataError(f"{path}: truncated IDX header")
+            shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(head[3]))
+            expected = int(np.prod(shape, dtype=np.float64))
+            if expected > max_bytes:
+                raise DataError(f"{path}: IDX header promises {expected} bytes, above the limit of {max_bytes}")
+            raw = handle.read(expected + 1)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from error
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
-    if len(raw) - header != expected:
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: cannot read, truncated or corrupt ({error})") from error
+    if len(raw) != expected:
+        found = f"{len(raw)}" if len(raw) <= expected else "more"
         raise DataError(
-            f"{path}: IDX header promises {expected} bytes of data for shape {shape}, "
-            f"file has {len(raw) - header}"
+            f"{path}: IDX header promises {expected} bytes of data for shape {shape}, file has {found}"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 def idx_imageset(images_path: Path, labels_path: Path, classes: tuple[str, ...], name: str) -> ImageSet:
@@ -96,11 +106,28 @@ def read_cifar_batch(path: Path) -> dict:
             batch = _CifarUnpickler(handle, encoding="latin1").load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, OSError) as error:
-        raise DataError(f"{path}: not a readable CIFAR batch ({error})") from error
+    except DataError:
+        raise
+    except Exception as error:  # a damaged pickle fails in many ways; none may escape as a traceback
+        raise DataError(f"{path}: not a readable CIFAR batch ({type(error).__name__}: {error})") from error
     if not isinstance(batch, dict):
         raise DataError(f"{path}: expected a dict, got {type(batch).__name__}")
     return batch
+
+
+def _integer_array(value: object, path: Path, field: str, high: int | None = None) -> np.ndarray:
+    """``value`` as an integer array (entries in [0, high] when given); floats are refused."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise DataError(f"{path}: field {field!r} is not an array ({error})") from error
+    if array.dtype.kind not in "ui" or array.size == 0:
+        raise DataError(f"{path}: field {field!r} must hold integers, found {array.dtype} values")
+    if high is not None and (int(array.min()) < 0 or int(array.max()) > high):
+        raise DataError(
+            f"{path}: field {field!r} has values in [{array.min()}, {array.max()}], expected [0, {high}]"
+        )
+    return array
 
 
 def cifar_imageset(files: list[Path], label_key: str, classes: tuple[str, ...], name: str) -> ImageSet:
@@ -109,14 +136,14 @@ def cifar_imageset(files: list[Path], label_key: str, classes: tuple[str, ...], 
         batch = read_cifar_batch(path)
         if "data" not in batch or label_key not in batch:
             raise DataError(f"{path}: missing field 'data' or {label_key!r}")
-        data = np.asarray(batch["data"], dtype=np.uint8)
+        data = _integer_array(batch["data"], path, "data", 255)
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise DataError(f"{path}: field 'data' has shape {data.shape}, expected (N, 3072)")
-        batch_labels = np.asarray(batch[label_key], dtype=np.int64)
-        if len(batch_labels) != len(data):
+        batch_labels = _integer_array(batch[label_key], path, label_key)
+        if batch_labels.ndim != 1 or len(batch_labels) != len(data):
             raise DataError(f"{path}: {len(batch_labels)} labels for {len(data)} images")
-        images.append(data.reshape(-1, 3, 32, 32))
-        labels.append(batch_labels)
+        images.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(batch_labels.astype(np.int64))
     return ImageSet(
         torch.from_numpy(np.concatenate(images)),
         torch.from_numpy(np.concatenate(labels)),
@@ -128,16 +155,31 @@ def cifar_imageset(files: list[Path], label_key: str, classes: tuple[str, ...], 
 # --- Image folders (directories or tar archives) ---------------------------------------
 
 
-def _decode(content: bytes, origin: str) -> np.ndarray:
+MAX_IMAGE_PIXELS = 4096 * 4096  # per image; dataset images are far smaller
+
+
+def _decode(content: bytes, origin: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(content)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise DataError(
+                    f"{origin}: image declares {width}x{height} pixels, above the limit of "
+                    f"{max_pixels} pixels per image"
+                )
             image.load()
             if image.mode not in ("L", "RGB"):
                 image = image.convert("RGB")
             array = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError, EOFError, zlib.error) as error:  # fmt: skip
         raise DataError(f"{origin}: cannot decode image ({error})") from error
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def is_image_name(path: PurePosixPath) -> bool:
+    """Image files by suffix; hidden files (``._x.jpg``, ``.DS_Store``) are not images."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(path)
 
 
 def _split_files(
@@ -146,7 +188,7 @@ def _split_files(
     """Group image files as {split: {class: [(name, content)]}} from */split/class/file."""
     splits: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for rel, content in files:
-        if rel.suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image_name(rel):
             continue
         parts = rel.parts
         for i, part in enumerate(parts[:-2]):
@@ -161,6 +203,15 @@ def _split_files(
     return splits
 
 
+def _read_file(path: Path, source: Path, origin: str) -> bytes:
+    if not path.is_file():
+        raise DataError(f"{source}:{origin}: not a regular file")
+    if path.stat().st_size > MAX_MEMBER_BYTES:
+        raise DataError(f"{source}:{origin}: {path.stat().st_size} bytes, above the limit of "
+                        f"{MAX_MEMBER_BYTES} bytes for one image")  # fmt: skip
+    return path.read_bytes()
+
+
 def imagefolder_dataset(source: Path, name: str):
     """Decode an ImageFolder-style directory or tar archive into a Dataset."""
     from dememo.data.imageset import Dataset
@@ -169,7 +220,7 @@ def imagefolder_dataset(source: Path, name: str):
     if source.is_dir():
         files = ((PurePosixPath(p.relative_to(source).as_posix()), p) for p in sorted(source.rglob("*")))
     elif source.is_file():
-        files = iter_archive_files(source)
+        files = iter_archive_files(source, wanted=is_image_name)
     else:
         raise DataError(f"{source}: no such image folder or archive")
     splits = _split_files(files, source)
@@ -186,7 +237,7 @@ def imagefolder_dataset(source: Path, name: str):
         ]
         arrays, labels, shape, first = [], [], None, None
         for label, origin, content in progress(members, f"decoding {name} {split}"):
-            data = content.read_bytes() if isinstance(content, Path) else content
+            data = _read_file(content, source, origin) if isinstance(content, Path) else content
             array = _decode(data, f"{source}:{origin}")
             if shape is None:
                 shape, first = array.shape, origin

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -78,6 +81,14 @@ class ImageSet:
         index = torch.sort(torch.cat(picks)).values
         return self.subset(index, name)
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short content hash of the decoded tensors and class names (not the set's name)."""
+        digest = hashlib.sha256(json.dumps([list(self.classes), list(self.images.shape)]).encode())
+        for tensor in (self.images, self.labels):
+            digest.update(tensor.detach().cpu().contiguous().numpy())
+        return digest.hexdigest()[:16]
+
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of pixels scaled to [0, 1]."""
         pixels = self.images.transpose(0, 1).reshape(self.channels, -1).double() / 255.0
@@ -100,6 +111,12 @@ class Dataset:
                 f"{self.name}: train images are {tuple(self.train.images.shape[1:])} but test "
                 f"images are {tuple(self.test.images.shape[1:])}"
             )
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash of both splits: what every artifact made from this data is keyed on."""
+        both = f"{self.train.fingerprint}|{self.test.fingerprint}"
+        return hashlib.sha256(both.encode()).hexdigest()[:16]
 
     def split(self, name: str) -> ImageSet:
         if name not in ("train", "test"):

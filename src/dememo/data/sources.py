@@ -50,6 +50,17 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
     return spec.load(data_root(root), download)
 
 
+def _download(name: str, root: Path, fetch: Callable[[], object]) -> None:
+    """Run a torchvision download, turning any failure (offline, bad checksum) into one line."""
+    try:
+        fetch()
+    except Exception as error:
+        raise DataError(
+            f"{name}: download into {root} failed ({type(error).__name__}: {error}); "
+            "check the network or pass --data-root with the files"
+        ) from error
+
+
 def _cache_dir() -> Path:
     return cache_root() / "datasets"
 
@@ -112,7 +123,7 @@ def _cifar10(root: Path, download: bool) -> Dataset:
             )
         from torchvision.datasets import CIFAR10
 
-        CIFAR10(str(root), train=True, download=True)
+        _download("cifar10", root, lambda: CIFAR10(str(root), train=True, download=True))
 
     def build() -> Dataset:
         train = [batches / f"data_batch_{i}" for i in range(1, 6)]
@@ -133,7 +144,7 @@ def _cifar100(root: Path, download: bool) -> Dataset:
             raise _missing("cifar100", root, [folder], "Pass --data-root or use --download when online.")
         from torchvision.datasets import CIFAR100
 
-        CIFAR100(str(root), train=True, download=True)
+        _download("cifar100", root, lambda: CIFAR100(str(root), train=True, download=True))
 
     def build() -> Dataset:
         meta = read_cifar_batch(folder / "meta")
@@ -156,20 +167,24 @@ def _fashion(root: Path, download: bool) -> Dataset:
              "t10k-labels-idx1-ubyte")  # fmt: skip
 
     def files_in(folder: Path) -> list[Path] | None:
-        found = []
-        for stem in names:
-            options = [folder / f"{stem}.gz", folder / stem]
-            match = next((p for p in options if p.is_file()), None)
-            if match is None:
-                return None
-            found.append(match)
-        return found
+        """The four files in ``folder``; None when it holds none of them, an error when only some."""
+        found = {stem: next((p for p in (folder / f"{stem}.gz", folder / stem) if p.is_file()), None)
+                 for stem in names}  # fmt: skip
+        missing = [stem for stem, match in found.items() if match is None]
+        if len(missing) == len(names):
+            return None
+        if missing:
+            raise DataError(
+                f"fashion-mnist: {folder} lacks {', '.join(missing)} (.gz or plain); "
+                "add them, or remove the folder to use another copy"
+            )
+        return list(found.values())
 
     files = next((f for f in map(files_in, candidates) if f is not None), None)
     if files is None and download:
         from torchvision.datasets import FashionMNIST
 
-        FashionMNIST(str(root), train=True, download=True)
+        _download("fashion-mnist", root, lambda: FashionMNIST(str(root), train=True, download=True))
         files = files_in(root / "FashionMNIST" / "raw")
     if files is None:
         raise _missing(

@@ -49,6 +49,7 @@ def protect_or_load(
 ) -> ProtectedData:
     """Reuse the stored perturbation for this config, or generate and store it atomically."""
     job = protect_job_config(method, dataset.name, train_per_class, precision, **options)
+    job["data"] = dataset.fingerprint  # other data under the same name gets its own artifact
     stored = store.load(PERTURBATION_KIND, job)
     if stored is not None:
         return ProtectedData(Perturbation.from_artifact(stored), stored, reused=True)
