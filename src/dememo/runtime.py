@@ -24,6 +24,8 @@ def resolve_device(device: str | None = None) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from error
+    if resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {device!r}; use auto, cpu or cuda[:N]")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA device is available")
     return resolved

@@ -1,8 +1,14 @@
-"""What every command shares: the typer app, the console and common options."""
+"""What every command shares: the typer app, the console, common options and their checks.
+
+Every option is validated before any work starts: typer checks ranges and choices,
+and commands call ``check_writable`` on their output locations first, so a bad
+option never surfaces hours later as a traceback.
+"""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +16,7 @@ import typer
 from rich.console import Console
 
 from dememo.errors import ConfigError
+from dememo.runtime import resolve_device
 
 app = typer.Typer(
     help="dememo: make data unlearnable, unlearn it from models, and audit how deep forgetting goes.",
@@ -17,6 +24,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _precision(value: str) -> str:
+    if value not in PRECISIONS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(PRECISIONS)}")
+    return value
+
+
+def _device(value: str) -> str:
+    try:
+        resolve_device(value)
+    except ConfigError as error:
+        raise typer.BadParameter(str(error)) from None
+    return value
+
 
 DataRoot = Annotated[
     Path | None,
@@ -26,24 +50,54 @@ Artifacts = Annotated[
     Path | None,
     typer.Option("--artifacts", envvar="DEMEMO_ARTIFACTS", help="Artifact store folder [./artifacts]."),
 ]
-Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
-PrecisionOpt = Annotated[str, typer.Option(help="auto (bf16 where it is fast), fp32 or bf16.")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].", callback=_device)]
+PrecisionOpt = Annotated[
+    str, typer.Option(help="auto (bf16 where it is fast), fp32 or bf16.", callback=_precision)
+]
 Download = Annotated[bool, typer.Option(help="Download with torchvision when missing (needs internet).")]
+Seed = Annotated[int, typer.Option(min=0, help="Seed for initialization, shuffling, augmentation.")]
+Epochs = Annotated[int | None, typer.Option(min=1, help="Override the recipe's epochs.")]
+TrainPerClass = Annotated[int | None, typer.Option(min=1, help="Use the first N training images per class.")]
+TestPerClass = Annotated[
+    int | None, typer.Option(min=1, help="Evaluate on the first N test images per class.")
+]
 
 
-def parse_options(pairs: list[str], default_method: str | None = None) -> dict[str, dict[str, object]]:
-    """'method.key=value' (or 'key=value' for ``default_method``) -> {method: {key: value}}."""
+def check_writable(path: Path, *, is_file: bool = False) -> None:
+    """Fail now, not after hours of work, when ``path`` (a folder, or a file's folder) is not writable."""
+    path = Path(path).expanduser()
+    if is_file and path.is_dir():
+        raise ConfigError(f"{path}: is a directory; expected a file path")
+    folder = path.parent if is_file else path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(f"{folder}: not writable ({error.strerror or error})") from None
+
+
+def parse_options(
+    pairs: list[str], default_method: str | None = None, methods: list[str] | None = None
+) -> dict[str, dict[str, object]]:
+    """'method.key=value' (or 'key=value' for ``default_method``) -> {method: {key: value}}.
+
+    With ``methods``, a method name outside it (a typo like ``opz.pixels=3``) is an error.
+    """
     parsed: dict[str, dict[str, object]] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         method, dot, field = key.rpartition(".")
         if not sep or not field or (not dot and default_method is None):
             raise ConfigError(f"--option {pair!r}: expected method.key=value")
+        method = method if dot else default_method
+        if methods is not None and method not in methods:
+            raise ConfigError(f"--option {pair!r}: method {method!r} is not one of {', '.join(methods)}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        parsed.setdefault(method if dot else default_method, {})[field] = value
+        parsed.setdefault(method, {})[field] = value
     return parsed
 
 

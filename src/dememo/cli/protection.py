@@ -9,11 +9,26 @@ import typer
 from rich.table import Table
 
 from dememo.atomic import atomic_write_text
-from dememo.cli.common import Artifacts, DataRoot, Device, OptionPairs, app, console, parse_options
+from dememo.cli.common import (
+    Artifacts,
+    DataRoot,
+    Device,
+    Epochs,
+    OptionPairs,
+    Seed,
+    TestPerClass,
+    TrainPerClass,
+    app,
+    check_writable,
+    console,
+    parse_options,
+)
 from dememo.data import load_dataset
 from dememo.data.augment import Augment
+from dememo.errors import ConfigError
 from dememo.paths import artifact_root
 from dememo.protect import PROTECTORS
+from dememo.protect.base import make_config
 from dememo.protect.evaluate import evaluate_protection, results_markdown
 from dememo.protect.jobs import protect_or_load
 from dememo.protect.presets import preset_options
@@ -22,18 +37,37 @@ from dememo.store import ArtifactStore
 from dememo.train import get_recipe
 
 
+def _checked_options(options: dict[str, dict[str, object]], **named: object) -> None:
+    """Validate every method's options now (not hours in), refusing ones set by a named option."""
+    for method, values in options.items():
+        for key in values.keys() & named.keys():
+            raise ConfigError(f"-o {method}.{key}: {key} is set by its own command-line option")
+        make_config(method, **values, **named)
+
+
+def _parse_classes(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--classes {text!r}: expected comma-separated class indices, e.g. 0,1,2") from None
+
+
 @app.command("protect")
 def protect_command(
     method: Annotated[str | None, typer.Argument(help="Protection method (see --list).")] = None,
     list_methods: Annotated[bool, typer.Option("--list", help="List the protection methods.")] = False,
     dataset: Annotated[str, typer.Option(help="Dataset name.")] = "cifar10",
-    train_per_class: Annotated[int | None, typer.Option(help="Protect the first N images per class.")] = None,
+    train_per_class: Annotated[
+        int | None, typer.Option(min=1, help="Protect the first N images per class.")
+    ] = None,
     budget: Annotated[
         float | None, typer.Option(help="l_inf budget in [0, 1] pixel units (8/255 = 0.0314).")
     ] = None,
     fraction: Annotated[float, typer.Option(help="Share of the eligible samples to perturb.")] = 1.0,
     classes: Annotated[str | None, typer.Option(help="Only these classes, e.g. 0,1,2.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Seed = 0,
     option: OptionPairs = None,
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
@@ -46,11 +80,12 @@ def protect_command(
             table.add_row(name, PROTECTORS.get(name).description)
         console.print(table)
         return
-    options = parse_options(option or [], default_method=method).get(method, {})
-    if budget is not None:
-        options["budget"] = budget
-    if classes is not None:
-        options["classes"] = tuple(int(c) for c in classes.split(","))
+    options = parse_options(option or [], default_method=method, methods=[method]).get(method, {})
+    named = {"budget": budget, "classes": _parse_classes(classes)}
+    _checked_options({method: options}, fraction=fraction, seed=seed,
+                     **{key: value for key, value in named.items() if value is not None})  # fmt: skip
+    options.update({key: value for key, value in named.items() if value is not None})
+    check_writable(artifact_root(artifacts))
     data = load_dataset(dataset, data_root)
     train_set = data.train.head(train_per_class)
     result = protect_or_load(method, data, train_set, ArtifactStore(artifact_root(artifacts)),
@@ -71,13 +106,13 @@ def protect_eval_command(
     dataset: Annotated[str, typer.Option(help="Dataset name.")] = "cifar10",
     model: Annotated[str, typer.Option(help="Victim architecture.")] = "resnet18",
     recipe: Annotated[str, typer.Option(help="Victim training recipe.")] = "paper-sgd-cifar10",
-    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
+    epochs: Epochs = None,
     augment: Annotated[bool, typer.Option(help="Train victims with the recipe's augmentation.")] = True,
     ratio: Annotated[float, typer.Option(help="Poisoning ratio: share of training samples protected.")] = 1.0,
-    train_per_class: Annotated[int | None, typer.Option(help="First N training images per class.")] = None,
-    test_per_class: Annotated[int | None, typer.Option(help="First N test images per class.")] = None,
+    train_per_class: TrainPerClass = None,
+    test_per_class: TestPerClass = None,
     preset: Annotated[str, typer.Option(help="Method options: paper (official defaults) or cpu.")] = "paper",
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Seed = 0,
     option: OptionPairs = None,
     out: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
     data_root: DataRoot = None,
@@ -89,8 +124,12 @@ def protect_eval_command(
     for name in names:
         PROTECTORS.get(name)
     options = preset_options(preset)
-    for name, extra in parse_options(option or []).items():
+    for name, extra in parse_options(option or [], methods=names).items():
         options.setdefault(name, {}).update(extra)
+    _checked_options({name: options.get(name, {}) for name in names}, fraction=ratio, seed=seed)
+    check_writable(artifact_root(artifacts))
+    if out is not None:
+        check_writable(out, is_file=True)
     overrides: dict[str, object] = {"epochs": epochs} if epochs is not None else {}
     if not augment:
         overrides["augment"] = Augment()

@@ -8,13 +8,28 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dememo.cli.common import Artifacts, DataRoot, Device, Download, PrecisionOpt, app, console
+from dememo.cli.common import (
+    Artifacts,
+    DataRoot,
+    Device,
+    Download,
+    Epochs,
+    PrecisionOpt,
+    Seed,
+    TestPerClass,
+    TrainPerClass,
+    app,
+    check_writable,
+    console,
+)
 from dememo.data import load_dataset
 from dememo.errors import ConfigError
 from dememo.paths import artifact_root
 from dememo.pipeline import (
     TrainConfig,
+    check_data,
     model_from_artifact,
+    stored_config,
     test_split,
     train_or_load,
     training_split,
@@ -26,9 +41,10 @@ from dememo.train import accuracy, get_recipe
 
 def _train_and_report(config: TrainConfig, data_root: Path | None, artifacts: Path | None,
                       device: str, download: bool = False) -> None:  # fmt: skip
-    dataset = load_dataset(config.dataset, data_root, download)
-    resolved = resolve_device(device)
     store = ArtifactStore(artifact_root(artifacts))
+    check_writable(store.root)
+    resolved = resolve_device(device)
+    dataset = load_dataset(config.dataset, data_root, download)
     trained = train_or_load(config, dataset, store, resolved)
     metrics = trained.artifact.metrics
     table = Table("", "value", title="dememo results")
@@ -54,14 +70,10 @@ def train_command(
     dataset: Annotated[str, typer.Option(help="Dataset name (see 'dememo data list').")] = "digits",
     model: Annotated[str, typer.Option(help="Model name (see 'dememo models').")] = "tinycnn",
     recipe: Annotated[str, typer.Option(help="Recipe name (see 'dememo recipes').")] = "quick",
-    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for initialization, shuffling, augmentation.")] = 0,
-    train_per_class: Annotated[
-        int | None, typer.Option(help="Use the first N training images per class.")
-    ] = None,
-    test_per_class: Annotated[
-        int | None, typer.Option(help="Evaluate on the first N test images per class.")
-    ] = None,
+    epochs: Epochs = None,
+    seed: Seed = 0,
+    train_per_class: TrainPerClass = None,
+    test_per_class: TestPerClass = None,
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
     device: Device = "auto",
@@ -81,16 +93,25 @@ def train_command(
 def eval_command(
     artifact: Annotated[Path, typer.Argument(help="A model artifact directory (from 'dememo train').")],
     split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    allow_other_data: Annotated[
+        bool, typer.Option(help="Evaluate even when the data is not what the model was made from.")
+    ] = False,
     data_root: DataRoot = None,
     device: Device = "auto",
 ) -> None:
-    """Evaluate a stored model on a split of the dataset it was trained on."""
-    stored = ArtifactStore.load_path(artifact)
-    config = TrainConfig.model_validate(stored.manifest["config"])
-    dataset = load_dataset(config.dataset, data_root)
-    model = model_from_artifact(stored, training_split(config, dataset))
+    """Evaluate a stored model on a split of the data it was trained on (checked by content)."""
     if split not in ("train", "test"):
         raise ConfigError(f"unknown split {split!r}; valid: test, train")
+    stored = ArtifactStore.load_path(artifact)
+    config = stored_config(stored)
+    dataset = load_dataset(config.dataset, data_root)
+    if config.data is None:
+        console.print("note: this model predates data fingerprints; its data cannot be checked")
+    elif not allow_other_data:
+        check_data(config, dataset)
+    elif config.data != dataset.fingerprint:
+        console.print(f"note: evaluating on other data than the model was made from ({dataset.fingerprint})")
+    model = model_from_artifact(stored, training_split(config, dataset))
     part = test_split(config, dataset) if split == "test" else training_split(config, dataset)
     acc = accuracy(model, part, device=resolve_device(device), precision=config.precision)
     console.print(f"{config.model} on {config.dataset}/{split} ({len(part)} images): {100 * acc:.2f}%")
@@ -99,7 +120,7 @@ def eval_command(
 @app.command("demo")
 def demo_command(
     dataset: Annotated[str, typer.Option(help="Dataset for the demo.")] = "fashion-mnist",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 4,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 4,
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
     device: Device = "auto",

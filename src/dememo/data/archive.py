@@ -87,7 +87,9 @@ def iter_archive_files(
                 assert handle is not None
                 content = handle.read()
                 if len(content) != member.size:
-                    raise DataError(f"{archive}: truncated or corrupt archive (member {member.name!r} is short)")
+                    raise DataError(
+                        f"{archive}: truncated or corrupt archive (member {member.name!r} is short)"
+                    )
                 yield path, content
             _check_end(tar, recorder, archive)
     except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as error:

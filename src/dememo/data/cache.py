@@ -75,8 +75,9 @@ def _load(entry: Path) -> Dataset:
         tensors = load_file(entry / TENSORS)
         classes = tuple(str(c) for c in meta["classes"])
         sets = {
-            split: ImageSet(tensors[f"{split}_images"], tensors[f"{split}_labels"], classes,
-                            f"{meta['name']}/{split}")  # fmt: skip
+            split: ImageSet(
+                tensors[f"{split}_images"], tensors[f"{split}_labels"], classes, f"{meta['name']}/{split}"
+            )  # fmt: skip
             for split in ("train", "test")
         }
         dataset = Dataset(str(meta["name"]), sets["train"], sets["test"])

@@ -47,7 +47,9 @@ def read_idx(path: Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
             shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(head[3]))
             expected = int(np.prod(shape, dtype=np.float64))
             if expected > max_bytes:
-                raise DataError(f"{path}: IDX header promises {expected} bytes, above the limit of {max_bytes}")
+                raise DataError(
+                    f"{path}: IDX header promises {expected} bytes, above the limit of {max_bytes}"
+                )
             raw = handle.read(expected + 1)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
