@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 
 import pytest
 import torch
 
-from dememo.atomic import atomic_directory
+from dememo.atomic import atomic_directory, directory_lock
 from dememo.errors import ArtifactError
-from dememo.store import ArtifactStore, config_hash
+from dememo.store import ArtifactStore, config_hash, file_sha256, manifest_sha256
 
 
 def test_round_trip_keeps_tensors_config_and_metrics(tmp_path):
@@ -59,3 +60,106 @@ def test_interrupted_write_leaves_previous_artifact_intact(tmp_path):
         raise KeyboardInterrupt
     assert torch.equal(store.load("model", {"x": 1}).tensors["w"], torch.ones(2))
     assert [p.name for p in good.path.parent.iterdir()] == [good.path.name]
+
+
+# --- manifests are verified, not trusted ---------------------------------------------------
+
+
+def _edit_manifest(path, change):
+    manifest = json.loads((path / "manifest.json").read_text())
+    change(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m["metrics"].update(acc=0.99),
+        lambda m: m["config"].update(x=2),
+        lambda m: m.update(kind="perturbation"),
+    ],
+)
+def test_edited_manifest_is_refused(tmp_path, change):
+    store = ArtifactStore(tmp_path)
+    saved = store.save("model", {"x": 1}, {"w": torch.ones(2)}, {"acc": 0.5})
+    _edit_manifest(saved.path, change)
+    with pytest.raises(ArtifactError, match="edited"):
+        store.load("model", {"x": 1})
+
+
+def test_config_must_hash_to_the_folder_name(tmp_path):
+    store = ArtifactStore(tmp_path)
+    saved = store.save("model", {"x": 1}, {"w": torch.ones(2)})
+    moved = saved.path.with_name("0123456789abcdef")
+    saved.path.rename(moved)
+    with pytest.raises(ArtifactError, match="does not hash to the folder's name"):
+        ArtifactStore.load_path(moved)
+
+
+def test_wrong_kind_file_path_and_garbage_tensors_are_one_line_errors(tmp_path):
+    store = ArtifactStore(tmp_path)
+    saved = store.save("perturbation", {"x": 1}, {"w": torch.ones(2)})
+    with pytest.raises(ArtifactError, match="a 'perturbation' artifact, expected a 'model' artifact"):
+        ArtifactStore.load_path(saved.path, "model")
+    with pytest.raises(ArtifactError, match="a file; pass the artifact directory"):
+        ArtifactStore.load_path(saved.path / "tensors.safetensors")
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "tensors.safetensors").write_bytes(b"\xff" * 64)
+    manifest = {"kind": "model", "config": {"g": 1}, "config_hash": config_hash({"g": 1}), "metrics": {},
+                "content_sha256": file_sha256(garbage / "tensors.safetensors")}  # fmt: skip
+    manifest["manifest_sha256"] = manifest_sha256(manifest)
+    final = tmp_path / config_hash({"g": 1})
+    (garbage / "manifest.json").write_text(json.dumps(manifest))
+    garbage.rename(final)
+    with pytest.raises(ArtifactError, match="not a readable safetensors file"):
+        ArtifactStore.load_path(final)
+
+
+def test_eval_of_a_perturbation_artifact_is_a_one_line_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from dememo.cli import app
+
+    saved = ArtifactStore(tmp_path).save("perturbation", {"x": 1}, {"w": torch.ones(2)})
+    result = CliRunner().invoke(app, ["eval", str(saved.path), "--device", "cpu"])
+    assert isinstance(result.exception, ArtifactError)
+    assert "not a model artifact" in str(result.exception)
+
+
+# --- concurrent saves and leftovers of killed writers -----------------------------------------
+
+
+def _save_many(root: str, times: int, tag: int) -> int:
+    store, errors = ArtifactStore(root), 0
+    for i in range(times):
+        try:
+            store.save("model", {"shared": True}, {"w": torch.full((256,), float(tag))}, {"i": i})
+            loaded = store.load("model", {"shared": True})
+            assert loaded is not None and loaded.tensors["w"].numel() == 256
+        except Exception:  # counted: the test asserts there are none
+            errors += 1
+    return errors
+
+
+def test_concurrent_saves_of_one_key_are_safe(tmp_path):
+    context = multiprocessing.get_context("fork")
+    with context.Pool(3) as pool:
+        errors = pool.starmap(_save_many, [(str(tmp_path), 60, tag) for tag in range(3)])
+    assert errors == [0, 0, 0]
+    assert [p.name for p in (tmp_path / "model").iterdir()] == [config_hash({"shared": True})]
+    assert ArtifactStore(tmp_path).load("model", {"shared": True}) is not None
+
+
+def test_leftovers_of_killed_writers_are_removed_on_the_next_save(tmp_path):
+    store = ArtifactStore(tmp_path)
+    kind_dir = tmp_path / "model"
+    stale = kind_dir / f".{config_hash({'a': 1})}.k1lled00.tmp"
+    old = kind_dir / f".{config_hash({'a': 1})}.k1lled01.old"
+    busy = kind_dir / f".{config_hash({'b': 1})}.wr1ting0.tmp"
+    for folder in (stale, old, busy):
+        (folder / "sub").mkdir(parents=True)
+    with directory_lock(kind_dir / config_hash({"b": 1})):  # a live writer of key b
+        store.save("model", {"c": 1}, {"w": torch.ones(1)})
+    assert not stale.exists() and not old.exists()
+    assert busy.exists()
