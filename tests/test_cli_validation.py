@@ -33,6 +33,8 @@ BAD = [
     (["protect-eval", "--methods", "ops", "-o", "ops.fraction=0.5"], "fraction is set by its own"),
     (["protect-eval", "--methods", "ops", "--ratio", "2"], "fraction must be in (0, 1]"),
     (["protect-eval", "--epochs", "0"], "--epochs"),
+    (["protect-eval", "--methods", "ops", "--model", "resnet19"], "unknown model 'resnet19'"),
+    (["train", "--model", "resnet19"], "unknown model 'resnet19'"),
 ]
 
 

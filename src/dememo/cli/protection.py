@@ -26,6 +26,7 @@ from dememo.cli.common import (
 from dememo.data import load_dataset
 from dememo.data.augment import Augment
 from dememo.errors import ConfigError
+from dememo.models import MODELS
 from dememo.paths import artifact_root
 from dememo.protect import PROTECTORS
 from dememo.protect.base import make_config
@@ -123,6 +124,7 @@ def protect_eval_command(
     names = PROTECTORS.names() if methods == "all" else [m.strip() for m in methods.split(",")]
     for name in names:
         PROTECTORS.get(name)
+    MODELS.get(model)
     options = preset_options(preset)
     for name, extra in parse_options(option or [], methods=names).items():
         options.setdefault(name, {}).update(extra)

@@ -24,6 +24,7 @@ from dememo.cli.common import (
 )
 from dememo.data import load_dataset
 from dememo.errors import ConfigError
+from dememo.models import MODELS
 from dememo.paths import artifact_root
 from dememo.pipeline import (
     TrainConfig,
@@ -41,6 +42,7 @@ from dememo.train import accuracy, get_recipe
 
 def _train_and_report(config: TrainConfig, data_root: Path | None, artifacts: Path | None,
                       device: str, download: bool = False) -> None:  # fmt: skip
+    MODELS.get(config.model)  # unknown names fail here, before any data is decoded
     store = ArtifactStore(artifact_root(artifacts))
     check_writable(store.root)
     resolved = resolve_device(device)
