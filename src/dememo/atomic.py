@@ -20,17 +20,21 @@ LEFTOVER_SUFFIXES = (".tmp", ".old")
 
 
 def lock_path(final: Path) -> Path:
-    """The lock file guarding ``final`` (kept out of ``final``'s parent so listings stay clean)."""
-    final = Path(final)
-    return final.parent.parent / ".locks" / final.parent.name / f"{final.name}.lock"
+    """The lock file guarding ``final``: under ``<grandparent>/.locks/`` so that listings of
+    ``final``'s parent stay clean, or next to ``final`` when the grandparent is not writable."""
+    final = Path(final).absolute()
+    preferred = final.parent.parent / ".locks" / final.parent.name / f"{final.name}.lock"
+    try:
+        preferred.parent.mkdir(parents=True, exist_ok=True)
+        return preferred
+    except OSError:
+        return final.parent / f".{final.name}.lock"
 
 
 @contextlib.contextmanager
 def directory_lock(final: Path, blocking: bool = True) -> Iterator[bool]:
     """Hold the exclusive lock of ``final``; yields False when ``blocking`` is off and it is taken."""
-    path = lock_path(final)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path(final), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
