@@ -83,7 +83,10 @@ class ImageSet:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A short content hash of the decoded tensors and class names (not the set's name)."""
+        """A short content hash of the decoded tensors and class names (not the set's name).
+
+        Computed once per ImageSet; its tensors are never modified in place (derive a new set).
+        """
         digest = hashlib.sha256(json.dumps([list(self.classes), list(self.images.shape)]).encode())
         for tensor in (self.images, self.labels):
             digest.update(tensor.detach().cpu().contiguous().numpy())
