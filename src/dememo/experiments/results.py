@@ -77,9 +77,9 @@ class ResultsDB:
                 raise ConfigError(f"{self.path}: no results database here (run 'dememo reproduce' first)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self._check_version()
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA synchronous = FULL")
-        self._check_version()
 
     @classmethod
     def in_directory(cls, directory: str | Path, *, create: bool = True) -> ResultsDB:

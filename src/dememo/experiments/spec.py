@@ -81,7 +81,7 @@ class Spec(BaseModel):
 def _describe(source: str, error: ValidationError, prefix: str = "") -> str:
     problems = []
     for item in error.errors():
-        loc = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+        loc = ".".join(str(part) for part in (prefix, *item["loc"]) if part not in ("", "[key]"))
         problems.append(f"{loc}: {item['msg']}")
     return f"{source}: " + "; ".join(problems)
 
