@@ -9,6 +9,8 @@ happened; ``GraphOutcome.raise_for_failures`` turns failures into one error.
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from dememo.errors import ConfigError, DememoError
 from dememo.experiments.backends import Backend
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.stages import STAGE_KINDS, Stage, StageContext, StageOutput
+from dememo.runtime import resolve_device
 
 
 class ExperimentError(DememoError):
@@ -68,7 +71,9 @@ def in_order(stages: list[Stage]) -> list[Stage]:
 def execute(stage: Stage, inputs: dict[str, StageOutput], context: StageContext) -> StageOutput | str:
     """Run one stage; an exception becomes its one-line error text (the traceback for others)."""
     try:
-        return STAGE_KINDS.get(stage.kind).run(stage.config, inputs, context)
+        output = STAGE_KINDS.get(stage.kind).run(stage.config, inputs, context)
+        where = f"{resolve_device(context.device)} on {socket.gethostname()}"
+        return dataclasses.replace(output, device=where)
     except DememoError as error:
         return f"{type(error).__name__}: {error}"
     except Exception as error:  # noqa: BLE001  (a stage's bug must not stop independent stages)

@@ -46,13 +46,16 @@ class Stage:
 class StageOutput:
     artifact: str  # path relative to the artifact store root
     metrics: Metrics
+    device: str = ""  # where it ran (set by the graph runner's executor)
 
     def to_json(self) -> dict[str, Any]:
-        return {"artifact": self.artifact, "metrics": [[n, s, v] for (n, s), v in self.metrics.items()]}
+        metrics = [[n, s, v] for (n, s), v in self.metrics.items()]
+        return {"artifact": self.artifact, "metrics": metrics, "device": self.device}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StageOutput:
-        return cls(data["artifact"], {(n, s): float(v) for n, s, v in data["metrics"]})
+        metrics = {(n, s): float(v) for n, s, v in data["metrics"]}
+        return cls(data["artifact"], metrics, data.get("device", ""))
 
 
 @dataclass(frozen=True)
