@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 import dememo
-from dememo.experiments import ResultsDB, load_spec, plan_spec
+from dememo.cli import app
+from dememo.experiments import ExperimentError, ResultsDB, load_spec, plan_spec
 from dememo.store import MANIFEST, ArtifactStore
 
 SOURCE = str(Path(dememo.__file__).resolve().parents[1])
@@ -31,10 +33,10 @@ def dememo_cli(*args: str | Path, **kwargs) -> subprocess.Popen:
 
 
 def run_ok(*args: str | Path) -> str:
-    process = dememo_cli(*args)
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, output
-    return output
+    """Run a command in this process (no interpreter start-up); it must succeed."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def reproduce_args(spec: str, results: Path, artifacts: Path, *extra: str) -> list:
@@ -105,7 +107,9 @@ def test_sigkill_mid_graph_then_rerun_stores_each_result_once(tmp_path):
     process.wait()
     killed_after = done_runs(results)
     assert 2 <= killed_after < 5
-    output = run_ok(*reproduce_args("figure19", results, artifacts))
+    process = dememo_cli(*reproduce_args("figure19", results, artifacts))
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
     assert f"{killed_after} of 5 stages already done" in output
     planned = {p.stage.key for p in plan_spec(load_spec("figure19"), "smoke")}
     with sqlite3.connect(results / "results.sqlite") as db:
@@ -145,8 +149,14 @@ def test_ray_backend_gets_the_local_results(tmp_path):
     values = {}
     for backend in ("local", "ray"):
         results, artifacts = tmp_path / backend, tmp_path / f"{backend}-artifacts"
-        extra = ["--backend", backend, "--num-cpus", "2", "--no-report"]
-        output = run_ok(*reproduce_args(str(spec), results, artifacts, *extra))
+        args = reproduce_args(
+            str(spec), results, artifacts, "--backend", backend, "--num-cpus", "2", "--no-report"
+        )
+        if backend == "ray":  # its own process: Ray's start and shutdown leave this one untouched
+            process = dememo_cli(*args)
+            output, _ = process.communicate(timeout=300)
+        else:
+            output = run_ok(*args)
         assert "3 stages run" in output, output
         db = ResultsDB.in_directory(results, create=False)
         values[backend] = sorted((r["stage"], r["metric"], r["split"], r["value"])
@@ -154,3 +164,18 @@ def test_ray_backend_gets_the_local_results(tmp_path):
         runs = db.runs()
         assert {r.status for r in runs} == {"done"} and len(runs) == 3
     assert values["ray"] == values["local"]
+
+
+def test_a_failing_stage_is_recorded_the_rest_runs_and_the_command_exits_2(tmp_path):
+    spec = tmp_path / "broken.yaml"  # class 42 does not exist: OPS fails when it runs, not when planned
+    broken = "smoke: {methods: [ops], options: {ops: {classes: [42]}},"
+    spec.write_text(RAY_SPEC.replace("smoke: {methods: [ops],", broken))
+    args = reproduce_args(str(spec), tmp_path / "results", tmp_path / "artifacts")
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert isinstance(result.exception, ExperimentError), result.output  # main() prints it, exit 2
+    message = str(result.exception)
+    assert "1 stage(s) failed: protect ops on digits" in message and "classes [42] are outside" in message
+    db = ResultsDB.in_directory(tmp_path / "results", create=False)
+    assert sorted((r.label, r.status) for r in db.runs()) == [
+        ("protect ops on digits", "failed"), ("train mlp on clean data", "done")]  # fmt: skip
+    assert "Failed stages" in (tmp_path / "results" / "report.html").read_text()
