@@ -105,10 +105,6 @@ class StageKind(ABC):
         """What a scheduler reserves for one stage of this kind."""
         return Resources(cpus=1.0, gpus=context.gpus_per_stage)
 
-    def describe(self, config: dict[str, Any]) -> str:
-        """A short human label for progress lines and reports."""
-        return self.name
-
 
 STAGE_KINDS: Registry[StageKind] = Registry("stage kind")
 
