@@ -93,14 +93,14 @@ scales:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("title: tiny", "title: tiny\ncolour: red", r"tiny\.yaml: colour: Extra inputs are not permitted"),
-        ("smoke: {methods: [ops]", "smoke: {methods: [opz]", r"tiny\.yaml: scales\.smoke\.methods: .*'opz'"),
+        ("title: tiny", "title: tiny\ncolour: red", r"tiny\.yaml: colour \(line 4\): Extra inputs"),
+        ("smoke: {methods: [ops]", "smoke: {methods: [opz]", r"smoke\.methods \(line 8\): .*'opz'"),
         ("victims: [{dataset: digits", "victims: [{dataset: mnist",
-         r"scales\.smoke\.victims\.0\.dataset: .*'mnist'"),
+         r"scales\.smoke\.victims\.0\.dataset \(line 8\): .*'mnist'"),
         ("cpu: {methods: [ops], victims: [{dataset: digits, model: mlp",
-         "cpu: {methods: [ops], victims: [{dataset: digits, modle: mlp", r"scales\.cpu\.victims\.0\.modle"),
-        ("  paper: {methods", "  huge: {methods", r"scales\.huge: Input should be 'smoke', 'cpu' or 'paper'"),
-        ("views: [table3]", "views: [table9]", r"views: .*unknown view"),
+         "cpu: {methods: [ops], victims: [{dataset: digits, modle: mlp", r"0\.modle \(line 9\): Extra"),
+        ("  paper: {methods", "  huge: {methods", r"scales\.huge \(line 10\): Input should be 'smoke'"),
+        ("views: [table3]", "views: [table9]", r"views \(line 6\): .*unknown view"),
         ("title: tiny", "title: [tiny", r"tiny\.yaml: not valid YAML"),
     ],
 )  # fmt: skip

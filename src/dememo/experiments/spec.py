@@ -2,8 +2,9 @@
 
 A spec names a study, the paper artefact it reproduces (with the source), the
 views its report shows, and one settings block per scale (smoke, cpu, paper)
-validated by the study's Settings model. Errors name the file and the key path,
-e.g. ``table3.yaml: scales.smoke.victims.0.modle: Extra inputs are not permitted``.
+validated by the study's Settings model. Errors name the file, the key path and
+its line, e.g. ``table3.yaml: scales.smoke.victims.0.modle (line 21): Extra inputs
+are not permitted``.
 """
 
 from __future__ import annotations
@@ -71,18 +72,38 @@ class Spec(BaseModel):
         """The validated settings of one scale."""
         if scale not in self.scales:
             raise ConfigError(f"spec {self.name!r} has no scale {scale!r}; valid: {', '.join(SCALES)}")
-        study = STUDIES.get(self.study)
         try:
-            return study.Settings.model_validate(self.scales[scale])
+            return STUDIES.get(self.study).Settings.model_validate(self.scales[scale])
         except ValidationError as error:
-            raise ConfigError(_describe(f"spec {self.name!r}", error, prefix=f"scales.{scale}")) from None
+            raise ConfigError(_describe(f"spec {self.name!r}", error, ("scales", scale))) from None
 
 
-def _describe(source: str, error: ValidationError, prefix: str = "") -> str:
+def _line(node: yaml.Node | None, loc: tuple) -> int | None:
+    """The 1-based line of the YAML node at key path ``loc`` (or of its deepest existing parent)."""
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _describe(source: str, error: ValidationError, prefix: tuple = (), text: str | None = None) -> str:
+    """'<source>: <key.path> (line N): <problem>; ...' (lines when the YAML text is known)."""
+    root = yaml.compose(text) if text is not None else None
     problems = []
     for item in error.errors():
-        loc = ".".join(str(part) for part in (prefix, *item["loc"]) if part not in ("", "[key]"))
-        problems.append(f"{loc}: {item['msg']}")
+        loc = tuple(part for part in (*prefix, *item["loc"]) if part != "[key]")
+        line = _line(root, loc)
+        where = ".".join(map(str, loc)) + (f" (line {line})" if line else "")
+        problems.append(f"{where}: {item['msg']}")
     return f"{source}: " + "; ".join(problems)
 
 
@@ -97,12 +118,12 @@ def parse_spec(text: str, source: str) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_describe(source, error)) from None
+        raise ConfigError(_describe(source, error, text=text)) from None
     for scale in SCALES:
         try:
-            spec.settings(scale)
-        except ConfigError as error:
-            raise ConfigError(str(error).replace(f"spec {spec.name!r}", source, 1)) from None
+            STUDIES.get(spec.study).Settings.model_validate(spec.scales[scale])
+        except ValidationError as error:
+            raise ConfigError(_describe(source, error, ("scales", scale), text)) from None
     return spec
 
 
