@@ -3,6 +3,12 @@
 ``table3.csv``: test accuracy (%) of classifiers trained on unlearnability-protected
 training sets, from the SoK paper "Unlearnability and Unlearning for Model
 Dememorization" (2026), Table 3 (training recipes of its Table 6, with augmentation).
+
+Shipped for the interplay and recovery specs (parsed from the paper's text, arXiv
+2605.11592v1; each file's header says how): ``tables10-25.csv`` (Tables 10-25 in
+long form, "-" where the paper omits a value), ``fig5-8-prob-gap-derived.csv``
+(prob-MIA of each unlearned model minus RT's, derived from Tables 18-25, which
+Figures 5-8 plot) and ``table4-llm.csv`` (Table 4).
 """
 
 from __future__ import annotations

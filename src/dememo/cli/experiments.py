@@ -1,0 +1,92 @@
+"""Experiment commands: reproduce, results and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dememo.cli.common import Artifacts, DataRoot, Device, app, console
+from dememo.experiments import SCALES, load_spec, reproduce, spec_names
+from dememo.experiments.report import write_report
+from dememo.experiments.results import ResultsDB, write_csv
+from dememo.experiments.stages import StageContext
+from dememo.paths import artifact_root
+
+Results = Annotated[Path, typer.Option("--results", help="Results directory (holds results.sqlite).")]
+
+
+@app.command("reproduce")
+def reproduce_command(
+    spec: Annotated[str | None, typer.Argument(help="Spec name (see --list) or a YAML file.")] = None,
+    scale: Annotated[str, typer.Option(help=f"One of {', '.join(SCALES)}.")] = "smoke",
+    backend: Annotated[str, typer.Option(help="local (this process) or ray.")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address [start a local one].")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance.")] = None,
+    gpus_per_stage: Annotated[float, typer.Option(help="GPUs each Ray stage reserves.")] = 0.0,
+    list_specs: Annotated[bool, typer.Option("--list", help="List the shipped specs.")] = False,
+    results: Results = Path("results"),
+    report: Annotated[bool, typer.Option(help="Write <results>/report.html at the end.")] = True,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """Run a paper experiment's stage graph; finished stages are reused, failures exit non-zero."""
+    if list_specs or spec is None:
+        table = Table("spec", "reproduces", "title")
+        for name in spec_names():
+            loaded = load_spec(name)
+            table.add_row(name, loaded.paper.artefact, loaded.title)
+        console.print(table)
+        return
+    loaded = load_spec(spec)
+    loaded.settings(scale)
+    context = StageContext(artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None,
+                           device, gpus_per_stage)  # fmt: skip
+    console.print(f"reproduce {loaded.name} ({loaded.paper.artefact}) at {scale} scale on {backend}")
+    outcome = reproduce(loaded, scale, results, context, backend, {"address": address, "num_cpus": num_cpus},
+                        log=lambda line: console.print(f"  {line}"))  # fmt: skip
+    ran, reused, failed = len(outcome.ran), len(outcome.reused), len(outcome.failed)
+    console.print(f"{ran} stages run, {reused} reused, {failed} failed; results in {results}")
+    if report:
+        console.print(f"report: {write_report(results)}")
+    outcome.raise_for_failures()
+
+
+@app.command("results")
+def results_command(
+    results: Annotated[Path, typer.Argument(help="Results directory.")] = Path("results"),
+    spec: Annotated[str | None, typer.Option(help="Only this spec.")] = None,
+    scale: Annotated[str | None, typer.Option(help="Only this scale.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this stage kind (protect, train, ...).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status: done, failed, running.")] = None,
+    metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Write the rows as CSV here.")] = None,
+) -> None:
+    """List recorded results (one row per stage and metric), filtered; optionally as CSV."""
+    db = ResultsDB.in_directory(results, create=False)
+    try:
+        rows = db.rows(spec=spec, scale=scale, kind=kind, status=status, metric=metric)
+    finally:
+        db.close()
+    if csv is not None:
+        write_csv(rows, csv)
+        console.print(f"wrote {len(rows)} rows to {csv}")
+        return
+    table = Table("spec", "scale", "stage", "key", "status", "metric", "split", "value")
+    for row in rows:
+        value = "" if row["value"] is None else f"{row['value']:.4g}"
+        table.add_row(row["spec"], row["scale"], row["stage"], row["key"], row["status"],
+                      row["metric"] or (row["error"] or ""), row["split"] or "", value)  # fmt: skip
+    console.print(table)
+
+
+@app.command("report")
+def report_command(
+    results: Annotated[Path, typer.Argument(help="Results directory.")] = Path("results"),
+    out: Annotated[Path | None, typer.Option(help="HTML file [<results>/report.html].")] = None,
+) -> None:
+    """Write one self-contained HTML report: the paper's tables with this run's values beside them."""
+    console.print(f"wrote {write_report(results, out)}")

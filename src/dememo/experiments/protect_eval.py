@@ -1,0 +1,209 @@
+"""The protect-eval study: victims trained on protected data next to a clean-trained one
+(the paper's Table 3, Figure 4 with and without augmentation, Figure 19 over poisoning ratios).
+
+Per victim setting and augmentation choice: one clean train stage, and per
+(ratio, method) a protect stage feeding a train stage. A protection does not
+depend on the victim's augmentation, so Figure 4's two victims share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dememo.data.augment import Augment
+from dememo.data.sources import DATASETS
+from dememo.experiments.stages.protect import protect_stage
+from dememo.experiments.stages.train import train_stage
+from dememo.experiments.study import Entry, Planned, Study, register_study
+from dememo.models import MODELS
+from dememo.pipeline import TrainConfig
+from dememo.protect import PROTECTORS
+from dememo.protect.presets import PRESETS, preset_options
+from dememo.reference import paper_accuracy, table3
+from dememo.runtime import Precision
+from dememo.train import RECIPES, Recipe, get_recipe
+
+
+def _known(registry: Any, value: str) -> str:
+    if value not in registry:
+        raise ValueError(f"unknown {registry.kind} {value!r}; valid: {', '.join(registry.names())}")
+    return value
+
+
+class Victim(BaseModel):
+    """One victim setting: data, architecture and recipe (a registered name or a full recipe)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str
+    model: str
+    recipe: str | Recipe
+    epochs: int | None = Field(None, ge=1, description="override the recipe's epochs")
+    train_per_class: int | None = Field(None, ge=1)
+    test_per_class: int | None = Field(None, ge=1)
+    precision: Precision = "auto"
+    paper_column: str | None = Field(None, description="the paper's Table 3 column to compare with")
+
+    _dataset = field_validator("dataset")(lambda cls, v: _known(DATASETS, v))
+    _model = field_validator("model")(lambda cls, v: _known(MODELS, v))
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, value: str | Recipe) -> str | Recipe:
+        return _known(RECIPES, value) if isinstance(value, str) else value
+
+    @field_validator("paper_column")
+    @classmethod
+    def _column(cls, value: str | None) -> str | None:
+        if value is not None and value not in table3():
+            raise ValueError(f"unknown Table 3 column {value!r}; valid: {', '.join(table3())}")
+        return value
+
+    def recipe_for(self, augment: bool) -> Recipe:
+        base = get_recipe(self.recipe) if isinstance(self.recipe, str) else self.recipe
+        overrides: dict[str, object] = {"epochs": self.epochs} if self.epochs is not None else {}
+        if not augment:
+            overrides["augment"] = Augment()
+        return Recipe.model_validate({**base.model_dump(), **overrides}) if overrides else base
+
+    def describe(self) -> str:
+        recipe = self.recipe if isinstance(self.recipe, str) else self.recipe.name
+        subset = f", {self.train_per_class}/class" if self.train_per_class else ""
+        return f"{self.model} on {self.dataset}{subset} ({recipe})"
+
+
+class ProtectEvalSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    methods: list[str] = Field(min_length=1)
+    preset: str = "paper"
+    options: dict[str, dict[str, Any]] = {}
+    ratios: list[float] = Field([1.0], min_length=1)
+    augment: list[bool] = Field([True], min_length=1)
+    seed: int = 0
+    victims: list[Victim] = Field(min_length=1)
+    notes: str = ""
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        return [_known(PROTECTORS, m) for m in value]
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; valid: {', '.join(sorted(PRESETS))}")
+        return value
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, value: list[float]) -> list[float]:
+        if any(not 0 < r <= 1 for r in value):
+            raise ValueError(f"poisoning ratios must be in (0, 1], got {value}")
+        return value
+
+    def method_options(self, method: str, ratio: float) -> dict[str, object]:
+        options = preset_options(self.preset).get(method, {})
+        options.update(self.options.get(method, {}))
+        return {**options, "fraction": ratio, "seed": self.seed}
+
+
+@register_study
+class ProtectEval(Study):
+    name = "protect-eval"
+    Settings = ProtectEvalSettings
+
+    def plan(self, settings: ProtectEvalSettings) -> list[Planned]:  # type: ignore[override]
+        planned = []
+        for index, victim in enumerate(settings.victims):
+            for augment in settings.augment:
+                base = TrainConfig(
+                    dataset=victim.dataset,
+                    model=victim.model,
+                    recipe=victim.recipe_for(augment),
+                    seed=settings.seed,
+                    train_per_class=victim.train_per_class,
+                    test_per_class=victim.test_per_class,
+                    precision=victim.precision,
+                )
+                where = {"victim": index, "augment": augment}
+                clean = {**where, "method": "clean", "ratio": 0.0, "role": "victim"}
+                planned.append(Planned(train_stage(base), clean))
+                for ratio in settings.ratios:
+                    for method in settings.methods:
+                        protect = protect_stage(method, victim.dataset, victim.train_per_class,
+                                                **settings.method_options(method, ratio))  # fmt: skip
+                        labels = {**where, "method": method, "ratio": ratio}
+                        planned.append(Planned(protect, {**labels, "role": "protect"}))
+                        planned.append(Planned(train_stage(base, protect), {**labels, "role": "victim"}))
+        return planned
+
+
+@dataclass
+class ProtectionResult:
+    method: str  # "clean" for the baseline
+    test_accuracy: float  # fraction
+    drop_points: float  # clean accuracy minus this, in percentage points
+    paper_accuracy: float | None  # the paper's Table 3 value (%), for its own model
+    generation_seconds: float | None
+    train_seconds: float
+    changed_images: int | None
+
+
+def protection_rows(
+    entries: list[Entry], *, victim: int, augment: bool, ratio: float, paper_column: str | None
+) -> list[ProtectionResult]:
+    """Clean baseline first, then one row per method, for one victim setting (finished stages only)."""
+    dataset, _, model = (paper_column or "_").partition("_")
+
+    def pick(method: str, role: str) -> Entry | None:
+        wanted = {"victim": victim, "method": method, "role": role}
+        wanted["ratio"] = 0.0 if method == "clean" else ratio
+        if role == "victim":  # a protection serves every augmentation choice
+            wanted["augment"] = augment
+        for entry in entries:
+            if all(entry.labels.get(k) == v for k, v in wanted.items()):
+                return entry
+        return None
+
+    clean = pick("clean", "victim")
+    if clean is None or clean.output is None:
+        return []
+    clean_acc = clean.metric("accuracy", "test")
+    rows = [ProtectionResult("clean", clean_acc, 0.0, paper_accuracy(dataset, model, "clean"), None,
+                             clean.metric("train_seconds"), None)]  # fmt: skip
+    methods = dict.fromkeys(e.labels["method"] for e in entries if e.labels.get("role") == "victim")
+    for method in methods:
+        trained, protected = pick(method, "victim"), pick(method, "protect")
+        if trained is None or trained.output is None or protected is None:
+            continue
+        accuracy = trained.metric("accuracy", "test")
+        changed = protected.metric("changed_images", "train")
+        rows.append(ProtectionResult(
+            method, accuracy, 100 * (clean_acc - accuracy), paper_accuracy(dataset, model, method),
+            protected.metric("generation_seconds"), trained.metric("train_seconds"),
+            None if changed is None else int(changed),
+        ))  # fmt: skip
+    return rows
+
+
+def results_markdown(rows: list[ProtectionResult], paper_label: str) -> str:
+    """The results as a Markdown table."""
+    columns = ["method", "test acc (%)", "drop (points)", f"paper {paper_label} (%)"]
+    columns += ["generation (s)", "victim (s)"]
+    lines = ["| " + " | ".join(columns) + " |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cells = [
+            r.method,
+            f"{100 * r.test_accuracy:.2f}",
+            f"{r.drop_points:.1f}",
+            f"{r.paper_accuracy:.2f}" if r.paper_accuracy is not None else "-",
+            f"{r.generation_seconds:.0f}" if r.generation_seconds is not None else "-",
+            f"{r.train_seconds:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,83 @@
+"""Reproduce a spec at a scale into a results directory, and read its entries back."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dememo.errors import ConfigError
+from dememo.experiments.backends import BACKENDS
+from dememo.experiments.graph import GraphOutcome, run_graph
+from dememo.experiments.results import ResultsDB
+from dememo.experiments.spec import Spec
+from dememo.experiments.stages import StageContext
+from dememo.experiments.study import STUDIES, Entry, Planned, plan_labels
+
+
+def plan_spec(spec: Spec, scale: str) -> list[Planned]:
+    return STUDIES.get(spec.study).plan(spec.settings(scale))
+
+
+def run_planned(
+    planned: list[Planned],
+    db: ResultsDB,
+    context: StageContext,
+    backend: str = "local",
+    backend_options: dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> tuple[GraphOutcome, list[Entry]]:
+    """Run the planned stages on a backend; entries carry each plan label's result."""
+    with BACKENDS.get(backend)(**(backend_options or {})) as runner:
+        outcome = run_graph([p.stage for p in planned], db, context, runner, log)
+    entries = [Entry(p.labels, p.stage.key, outcome.outputs.get(p.stage.key),
+                     outcome.failed.get(p.stage.key)) for p in planned]  # fmt: skip
+    return outcome, entries
+
+
+@contextmanager
+def exclusive(directory: Path) -> Iterator[None]:
+    """Only one reproduce writes a results directory at a time."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{directory}: another 'dememo reproduce' is writing here") from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def reproduce(
+    spec: Spec,
+    scale: str,
+    results: Path,
+    context: StageContext,
+    backend: str = "local",
+    backend_options: dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> GraphOutcome:
+    """Plan ``spec`` at ``scale``, run what is not done yet, record everything in ``results``."""
+    planned = plan_spec(spec, scale)
+    BACKENDS.get(backend)
+    with exclusive(results):
+        db = ResultsDB.in_directory(results)
+        try:
+            definition = spec.model_dump(mode="json")
+            db.begin_reproduction(spec.name, scale, definition, backend, plan_labels(planned))
+            outcome, _ = run_planned(planned, db, context, backend, backend_options, log)
+            db.end_reproduction(spec.name, scale, "failed" if outcome.failed or outcome.blocked else "done")
+        finally:
+            db.close()
+    return outcome
+
+
+def stored_entries(db: ResultsDB, spec: str, scale: str) -> list[Entry]:
+    """Entries of a recorded reproduction, from the database alone."""
+    failures = {r.key: r.error for r in db.runs() if r.status == "failed"}
+    return [Entry(labels, key, db.done_output(key), failures.get(key))
+            for key, label_sets in db.plan(spec, scale).items() for labels in label_sets]  # fmt: skip

@@ -1,0 +1,239 @@
+"""Results of experiment graphs in SQLite: one ``results.sqlite`` per results directory.
+
+Tables: ``runs`` (one row per stage key: kind, config, status, error, times,
+device, versions, artifact), ``metrics`` (run, name, split, value; unique per
+run, name and split), ``plan`` (which stages a reproduced spec and scale needs,
+with the labels its views read) and ``reproductions`` (the spec as run). A
+stage's row and its metrics change in one transaction, so a process killed at
+any moment leaves either the old state or the new one; a 'running' row left by
+a killed process is simply run again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dememo.atomic import atomic_write_text
+from dememo.errors import ConfigError
+from dememo.experiments.stages import Stage, StageOutput
+from dememo.store import versions
+
+DB_NAME = "results.sqlite"
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL, config TEXT NOT NULL,
+    inputs TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    error TEXT, artifact TEXT, started REAL NOT NULL, finished REAL, seconds REAL,
+    device TEXT, host TEXT, pid INTEGER, versions TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE, name TEXT NOT NULL,
+    split TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (run, name, split)
+);
+CREATE TABLE IF NOT EXISTS plan (
+    spec TEXT NOT NULL, scale TEXT NOT NULL, key TEXT NOT NULL, labels TEXT NOT NULL,
+    PRIMARY KEY (spec, scale, key)
+);
+CREATE TABLE IF NOT EXISTS reproductions (
+    spec TEXT NOT NULL, scale TEXT NOT NULL, definition TEXT NOT NULL, backend TEXT NOT NULL,
+    started REAL NOT NULL, finished REAL, status TEXT NOT NULL, PRIMARY KEY (spec, scale)
+);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    key: str
+    kind: str
+    label: str
+    status: str
+    error: str | None
+    artifact: str | None
+    seconds: float | None
+    device: str | None
+
+
+class ResultsDB:
+    """The results database of one directory (created on first use)."""
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if self.path != Path(":memory:"):
+            if not create and not self.path.is_file():
+                raise ConfigError(f"{self.path}: no results database here (run 'dememo reproduce' first)")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self._check_version()
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA synchronous = FULL")
+
+    @classmethod
+    def in_directory(cls, directory: str | Path, *, create: bool = True) -> ResultsDB:
+        return cls(Path(directory) / DB_NAME, create=create)
+
+    @classmethod
+    def in_memory(cls) -> ResultsDB:
+        return cls(":memory:")
+
+    def _check_version(self) -> None:
+        try:
+            rows = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            tables = {row[0] for row in rows}
+        except sqlite3.DatabaseError as error:
+            raise ConfigError(f"{self.path}: not a dememo results database ({error})") from None
+        if tables and "meta" not in tables:
+            raise ConfigError(f"{self.path}: not a dememo results database (it has no meta table)")
+        if "meta" in tables:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            found = row[0] if row else "none"
+            if found != str(SCHEMA_VERSION):
+                raise ConfigError(
+                    f"{self.path}: results written with schema version {found}, this dememo reads version "
+                    f"{SCHEMA_VERSION}; use a new results directory (or the dememo version that wrote it)"
+                )
+        self.db.executescript(SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('created_by', ?)", (json.dumps(versions()),))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- reproductions and plans ---
+    def begin_reproduction(
+        self, spec: str, scale: str, definition: dict[str, Any], backend: str, plan: dict[str, dict]
+    ) -> None:
+        """Record that ``spec`` at ``scale`` needs the stages in ``plan`` (key -> labels)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO reproductions VALUES (?, ?, ?, ?, ?, NULL, 'running')",
+                (spec, scale, json.dumps(definition), backend, time.time()),
+            )
+            db.execute("DELETE FROM plan WHERE spec = ? AND scale = ?", (spec, scale))
+            db.executemany(
+                "INSERT INTO plan VALUES (?, ?, ?, ?)",
+                [(spec, scale, key, json.dumps(labels, sort_keys=True)) for key, labels in plan.items()],
+            )
+
+    def end_reproduction(self, spec: str, scale: str, status: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE reproductions SET finished = ?, status = ? WHERE spec = ? AND scale = ?",
+                (time.time(), status, spec, scale),
+            )
+
+    def reproductions(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT spec, scale, definition, backend, started, finished, status FROM reproductions "
+            "ORDER BY started"
+        ).fetchall()
+        names = ["spec", "scale", "definition", "backend", "started", "finished", "status"]
+        return [dict(zip(names, row, strict=True)) | {"definition": json.loads(row[2])} for row in rows]
+
+    def plan(self, spec: str, scale: str) -> dict[str, dict[str, Any]]:
+        rows = self.db.execute("SELECT key, labels FROM plan WHERE spec = ? AND scale = ?", (spec, scale))
+        return {key: json.loads(labels) for key, labels in rows}
+
+    # --- runs ---
+    def done_output(self, key: str) -> StageOutput | None:
+        """The stored output of a finished stage, or None when it has not finished."""
+        query = "SELECT artifact FROM runs WHERE key = ? AND status = 'done'"
+        row = self.db.execute(query, (key,)).fetchone()
+        if row is None:
+            return None
+        return StageOutput(row[0], self.metrics(key))
+
+    def start(self, stage: Stage, device: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM runs WHERE key = ?", (stage.key,))
+            db.execute(
+                "INSERT INTO runs (key, kind, label, config, inputs, status, started, device, host, pid, "
+                "versions) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (stage.key, stage.kind, stage.label, json.dumps(stage.config, sort_keys=True),
+                 json.dumps(stage.inputs, sort_keys=True), time.time(), device, socket.gethostname(),
+                 os.getpid(), json.dumps(versions())),
+            )  # fmt: skip
+
+    def finish(self, key: str, output: StageOutput) -> None:
+        with self._transaction() as db:
+            now = time.time()
+            db.execute(
+                "UPDATE runs SET status = 'done', error = NULL, artifact = ?, finished = ?, "
+                "seconds = ? - started, device = coalesce(nullif(?, ''), device) WHERE key = ?",
+                (output.artifact, now, now, output.device, key),
+            )
+            db.execute("DELETE FROM metrics WHERE run = ?", (key,))
+            db.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?)",
+                [(key, name, split, float(value)) for (name, split), value in output.metrics.items()],
+            )
+
+    def fail(self, key: str, error: str) -> None:
+        with self._transaction() as db:
+            now = time.time()
+            db.execute(
+                "UPDATE runs SET status = 'failed', error = ?, finished = ?, seconds = ? - started "
+                "WHERE key = ?",
+                (error, now, now, key),
+            )
+
+    def metrics(self, key: str) -> dict[tuple[str, str], float]:
+        rows = self.db.execute("SELECT name, split, value FROM metrics WHERE run = ?", (key,))
+        return {(name, split): value for name, split, value in rows}
+
+    def runs(self, keys: list[str] | None = None) -> list[RunRecord]:
+        rows = self.db.execute(
+            "SELECT key, kind, label, status, error, artifact, seconds, device FROM runs ORDER BY started"
+        ).fetchall()
+        records = [RunRecord(*row) for row in rows]
+        return records if keys is None else [r for r in records if r.key in set(keys)]
+
+    def rows(self, spec: str | None = None, scale: str | None = None, kind: str | None = None,
+             status: str | None = None, metric: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """One row per (spec, scale, run, metric), filtered; runs without metrics appear once."""
+        query = """
+            SELECT p.spec, p.scale, r.kind, r.label, r.key, r.status, m.name, m.split, m.value,
+                   r.seconds, r.device, r.error
+            FROM plan p JOIN runs r ON r.key = p.key LEFT JOIN metrics m ON m.run = r.key
+            WHERE (:spec IS NULL OR p.spec = :spec) AND (:scale IS NULL OR p.scale = :scale)
+              AND (:kind IS NULL OR r.kind = :kind) AND (:status IS NULL OR r.status = :status)
+              AND (:metric IS NULL OR m.name = :metric)
+            ORDER BY p.spec, p.scale, r.started, m.name, m.split
+        """
+        params = {"spec": spec, "scale": scale, "kind": kind, "status": status, "metric": metric}
+        names = ["spec", "scale", "kind", "stage", "key", "status", "metric", "split", "value",
+                 "seconds", "device", "error"]  # fmt: skip
+        return [dict(zip(names, row, strict=True)) for row in self.db.execute(query, params)]
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Rows as CSV, written atomically."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())

@@ -1,0 +1,118 @@
+"""The stage protocol: one kind per lifecycle step (protect, train, unlearn, audit).
+
+A ``Stage`` is a node of the experiment graph: its kind, a JSON config and the
+keys of the stages it consumes. Its key hashes all three, so two experiments that
+need the same protection or the same victim share one stage, and a rerun finds
+what an earlier run finished. A ``StageKind`` runs a stage and returns a
+``StageOutput``: the artifact it made (a path inside the artifact store) and flat
+metrics. New kinds (unlearn, audit) are one file each, registered in STAGE_KINDS.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from dememo.data import load_dataset
+from dememo.data.imageset import Dataset
+from dememo.registry import Registry
+from dememo.store import ArtifactStore, config_hash
+
+Metrics = dict[tuple[str, str], float]  # (name, split) -> value; split "" when it has none
+Inputs = dict[str, "StageOutput"]  # role -> the output of the stage filling it
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One node of the graph. ``inputs`` maps a role (e.g. 'perturbation') to a stage key."""
+
+    kind: str
+    config: dict[str, Any]
+    inputs: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        return config_hash({"kind": self.kind, "config": self.config, "inputs": self.inputs})
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    artifact: str  # path relative to the artifact store root
+    metrics: Metrics
+    device: str = ""  # where it ran (set by the graph runner's executor)
+
+    def to_json(self) -> dict[str, Any]:
+        metrics = [[n, s, v] for (n, s), v in self.metrics.items()]
+        return {"artifact": self.artifact, "metrics": metrics, "device": self.device}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StageOutput:
+        metrics = {(n, s): float(v) for n, s, v in data["metrics"]}
+        return cls(data["artifact"], metrics, data.get("device", ""))
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Where a stage finds data and artifacts, and what it runs on (picklable for Ray workers)."""
+
+    artifacts: Path
+    data_root: Path | None = None
+    device: str = "auto"
+    gpus_per_stage: float = 0.0
+    preloaded: tuple[Dataset, ...] = field(default=(), compare=False, repr=False)  # local runs only
+
+    @property
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.artifacts)
+
+    def dataset(self, name: str) -> Dataset:
+        for dataset in self.preloaded:
+            if dataset.name == name:
+                return dataset
+        return _load(name, self.data_root)
+
+
+@cache
+def _load(name: str, root: Path | None) -> Dataset:
+    return load_dataset(name, root)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one stage asks a scheduler for (Ray's num_cpus / num_gpus)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+class StageKind(ABC):
+    """Runs stages of one kind. Subclasses set ``name`` and implement ``run``."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
+        """Make (or reuse from the artifact store) this stage's artifact and measure it."""
+
+    def resources(self, config: dict[str, Any], context: StageContext) -> Resources:
+        """What a scheduler reserves for one stage of this kind."""
+        return Resources(cpus=1.0, gpus=context.gpus_per_stage)
+
+
+STAGE_KINDS: Registry[StageKind] = Registry("stage kind")
+
+
+def register_stage_kind(cls: type[StageKind]) -> type[StageKind]:
+    STAGE_KINDS.register(cls.name)(cls())
+    return cls
+
+
+def relative_artifact(context: StageContext, path: Path) -> str:
+    return str(Path(path).relative_to(context.artifacts))
