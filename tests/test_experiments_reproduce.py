@@ -53,7 +53,12 @@ def done_runs(results: Path) -> int:
 
 
 def every_artifact(artifacts: Path) -> list[Path]:
-    return [p for p in artifacts.glob("*/*") if not p.name.startswith(".")]
+    """Artifact folders <kind>/<hash>; hidden entries (the store's .locks/, temporary folders) are not."""
+    return [
+        p
+        for p in artifacts.glob("*/*")
+        if not any(part.startswith(".") for part in p.relative_to(artifacts).parts)
+    ]
 
 
 @pytest.fixture(scope="module")
