@@ -3,6 +3,7 @@ instrumentation for RT/FT, exact retraining for SISA, hand values for certified.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -17,6 +18,7 @@ from dememo.pipeline import TrainConfig, new_model, train_or_load
 from dememo.store import ArtifactStore
 from dememo.train import get_recipe, predict_logits
 from dememo.unlearn import CertifiedAccountant, load_unlearned, unlearn, unlearn_or_load
+from dememo.unlearn.jobs import parent_training_set
 from dememo.unlearn.sisa import SisaConfig, train_sisa
 
 LAMBDA = 1e-2  # L2 regularization of the logistic regression
@@ -241,3 +243,11 @@ def test_unlearned_artifact_names_its_parent_and_sets(mlp):
         unlearn_or_load("ga", trained.artifact, data.head(5), [0], [1], store)
     with pytest.raises(ArtifactError, match="not an unlearned-model artifact"):
         load_unlearned(trained.artifact, data)
+
+
+def test_parent_training_set_checks_the_dataset(mlp, digits):
+    _, trained, _, _, store = mlp
+    rebuilt, scenario = parent_training_set(trained.artifact, digits, store)
+    assert torch.equal(rebuilt.images, digits.train.images) and scenario is None
+    with pytest.raises(ConfigError, match="trained on 'digits', not 'other'"):
+        parent_training_set(trained.artifact, dataclasses.replace(digits, name="other"), store)

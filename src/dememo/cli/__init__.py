@@ -9,7 +9,12 @@ import sys
 
 from rich.console import Console
 
-from dememo.cli import inspect, protection, training  # noqa: F401  (registers the commands)
+from dememo.cli import (  # noqa: F401  (registers the commands)
+    inspect,
+    protection,
+    training,
+    unlearning,  # noqa: F401  (registers unlearn, interplay)
+)
 from dememo.cli.common import app
 from dememo.errors import DememoError
 

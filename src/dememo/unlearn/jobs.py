@@ -16,9 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from dememo.data.imageset import ImageSet
+from dememo.data.imageset import Dataset, ImageSet
+from dememo.data.scenarios import Scenario, ScenarioSettings, build_scenario
 from dememo.errors import ArtifactError, ConfigError
-from dememo.pipeline import TrainConfig, model_from_artifact, new_model
+from dememo.pipeline import TrainConfig, model_from_artifact, new_model, test_split, training_split
+from dememo.protect.jobs import PERTURBATION_KIND
+from dememo.protect.perturbation import Perturbation
 from dememo.runtime import Precision
 from dememo.store import Artifact, ArtifactStore
 from dememo.unlearn.base import check_sets, make_config, unlearn
@@ -44,13 +47,26 @@ class UnlearnedModel:
         return self.artifact.metrics
 
 
-def unlearn_job_config(parent: Artifact, method: str, forget: torch.Tensor, retain: torch.Tensor,
-                       precision: Precision, **options: object) -> dict[str, Any]:  # fmt: skip
+def unlearn_job_config(
+    parent: Artifact,
+    method: str,
+    forget: torch.Tensor,
+    retain: torch.Tensor,
+    precision: Precision,
+    **options: object,
+) -> dict[str, Any]:
     config = make_config(method, **options)
-    return {"parent": parent.manifest["config_hash"], "parent_config": parent.manifest["config"],
-            "method": method, "options": config.model_dump(mode="json"), "precision": precision,
-            "forget": index_hash(forget), "forget_size": len(forget),
-            "retain": index_hash(retain), "retain_size": len(retain)}  # fmt: skip
+    return {
+        "parent": parent.manifest["config_hash"],
+        "parent_config": parent.manifest["config"],
+        "method": method,
+        "options": config.model_dump(mode="json"),
+        "precision": precision,
+        "forget": index_hash(forget),
+        "forget_size": len(forget),
+        "retain": index_hash(retain),
+        "retain_size": len(retain),
+    }
 
 
 def check_parent(parent: Artifact, data: ImageSet) -> TrainConfig:
@@ -95,8 +111,11 @@ def unlearn_or_load(
     result = unlearn(
         method, model, data, forget_index, retain_index, device=device, precision=precision, **options
     )
-    tensors = {**result.model.state_dict(), f"{INDEX_PREFIX}forget": forget_index,
-               f"{INDEX_PREFIX}retain": retain_index}  # fmt: skip
+    tensors = {
+        **result.model.state_dict(),
+        f"{INDEX_PREFIX}forget": forget_index,
+        f"{INDEX_PREFIX}retain": retain_index,
+    }
     artifact = store.save(UNLEARNED_KIND, job, tensors, result.record.to_json(), seed=job["options"]["seed"])
     return UnlearnedModel(result.model, artifact, reused=False)
 
@@ -113,3 +132,31 @@ def load_unlearned(artifact: Artifact, data: ImageSet) -> tuple[nn.Module, torch
     except RuntimeError as error:
         raise ArtifactError(f"{artifact.path}: weights do not fit model {config.model!r}") from error
     return model, artifact.tensors[f"{INDEX_PREFIX}forget"], artifact.tensors[f"{INDEX_PREFIX}retain"]
+
+
+def parent_training_set(
+    parent: Artifact, dataset: Dataset, store: ArtifactStore, scenario: ScenarioSettings | None = None
+) -> tuple[ImageSet, Scenario | None]:
+    """The training split the parent model saw (released, i.e. protected where it was),
+    rebuilt from the dataset and the stored perturbation; for an interplay Before model
+    (perturbation 'hash/scenario-key') also its scenario, which must match ``scenario``
+    (default: the level in the key with the paper's options and the parent's seed)."""
+    config = TrainConfig.model_validate(parent.manifest["config"])
+    if config.dataset != dataset.name:
+        raise ConfigError(f"{parent.path}: the model was trained on {config.dataset!r}, not {dataset.name!r}")
+    train_set = training_split(config, dataset)
+    if config.perturbation is None:
+        return train_set, None
+    key, _, scenario_key = config.perturbation.partition("/")
+    path = store.root / PERTURBATION_KIND / key
+    perturbation = Perturbation.from_artifact(ArtifactStore.load_path(path))
+    protected = perturbation.apply(train_set)
+    if not scenario_key:
+        return protected, None
+    settings = scenario or ScenarioSettings(level=scenario_key.split("-")[0], seed=config.seed)
+    built = build_scenario(settings, train_set, test_split(config, dataset))
+    if built.key != scenario_key:
+        raise ConfigError(
+            f"{parent.path}: trained on scenario {scenario_key}, but these scenario options give {built.key}"
+        )
+    return built.release(train_set, protected), built
