@@ -31,3 +31,31 @@ def table3() -> dict[str, dict[str, float]]:
 def paper_accuracy(dataset: str, model: str, perturbation: str) -> float | None:
     """The paper's Table 3 accuracy (%) for this cell, or None when it has none."""
     return table3().get(f"{dataset}_{model}", {}).get(perturbation)
+
+
+# --- Tables 10-17 (unlearning interplay, accuracy %) ---------------------------------
+
+
+@cache
+def interplay_tables() -> dict[tuple[str, str, str, str, int, str], tuple[float | None, bool]]:
+    """{(protection, level, forget_set, method, class, column): (value %, up-arrow)} from the
+    paper's Tables 10-17 (the accuracy rows of ``tables10-25.csv``). forget_set is 'Du'/'Dc' (subset level),
+    '-' for the subset Before row, and 'class<k>' at class level; value None where the
+    paper prints '-'."""
+    text = files(__package__).joinpath("tables10-25.csv").read_text().splitlines()
+    rows = csv.DictReader([line for line in text if line and not line.startswith("#")])
+    return {
+        (r["protection"], r["level"], r["forget_set"], r["method"], int(r["cls"]), r["column"]): (
+            None if r["value"] == "-" else float(r["value"]),
+            r["arrow"] == "1",
+        )
+        for r in rows
+        if int(r["table"]) <= 17
+    }
+
+
+def paper_interplay(
+    protection: str, level: str, forget_set: str, method: str, cls: int, column: str
+) -> float | None:
+    """The paper's accuracy (%) for one cell of Tables 10-17, or None."""
+    return interplay_tables().get((protection, level, forget_set, method, cls, column), (None, False))[0]

@@ -1,0 +1,202 @@
+"""Unlearning commands: unlearn and interplay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.table import Table
+
+from dememo.atomic import atomic_write_text
+from dememo.cli.common import Artifacts, DataRoot, Device, OptionPairs, app, console, parse_options
+from dememo.data import load_dataset
+from dememo.data.scenarios import Scenario
+from dememo.errors import ConfigError
+from dememo.paths import artifact_root
+from dememo.protect.presets import preset_options
+from dememo.runtime import resolve_device
+from dememo.store import ArtifactStore
+from dememo.train import accuracy, get_recipe
+from dememo.unlearn import UNLEARNERS, unlearn_or_load
+from dememo.unlearn.interplay import interplay_markdown, run_interplay
+from dememo.unlearn.jobs import parent_training_set
+from dememo.unlearn.settings import SCALES
+
+FORGET_HELP = (
+    "What to forget: class=K (every training image of class K), Du:K or Dc:K (that part of "
+    "class K in --scenario), or a file of training indices (whitespace, comma or JSON list)."
+)
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+    """'0-7' or '0,2,5' -> classes."""
+    try:
+        out: list[int] = []
+        for part in text.split(","):
+            low, dash, high = part.strip().partition("-")
+            out += list(range(int(low), int(high) + 1)) if dash else [int(low)]
+    except ValueError:
+        raise ConfigError(f"--classes {text!r}: expected e.g. 0-7 or 0,2,5") from None
+    return tuple(out)
+
+
+def forget_indices(spec: str, labels: torch.Tensor, scenario: Scenario | None) -> torch.Tensor:
+    name, sep, value = spec.replace("=", ":").partition(":")
+    if sep and name in ("class", "Du", "Dc"):
+        try:
+            cls = int(value)
+        except ValueError:
+            raise ConfigError(f"--forget {spec!r}: {value!r} is not a class number") from None
+        if name == "class":
+            if not 0 <= cls <= int(labels.max()):
+                raise ConfigError(f"--forget {spec!r}: class {cls} does not exist")
+            return torch.nonzero(labels == cls).flatten()
+        if scenario is None:
+            raise ConfigError(f"--forget {spec!r}: needs a model trained in a scenario (dememo interplay)")
+        return scenario.target(cls, name).forget
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"--forget {spec!r}: not class=K, Du:K, Dc:K or an existing index file")
+    text = path.read_text()
+    try:
+        values = json.loads(text) if text.lstrip().startswith("[") else text.replace(",", " ").split()
+        return torch.tensor([int(v) for v in values], dtype=torch.int64)
+    except (ValueError, json.JSONDecodeError):
+        raise ConfigError(f"--forget {spec}: expected integer indices") from None
+
+
+@app.command("unlearn")
+def unlearn_command(
+    method: Annotated[str | None, typer.Argument(help="Unlearning method (see --list).")] = None,
+    model_artifact: Annotated[
+        Path | None, typer.Argument(help="Folder of the trained model artifact.")
+    ] = None,
+    list_methods: Annotated[bool, typer.Option("--list", help="List the unlearning methods.")] = False,
+    forget: Annotated[str | None, typer.Option(help=FORGET_HELP)] = None,
+    dataset: Annotated[str, typer.Option(help="Dataset the model was trained on.")] = "cifar10",
+    option: OptionPairs = None,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """Unlearn a forget set from a stored model; the result is stored as an artifact."""
+    if list_methods or method is None:
+        table = Table("method", "scale option", "description")
+        for name in UNLEARNERS:
+            cls = UNLEARNERS.get(name)
+            table.add_row(name, cls.scale_option or "-", cls.description)
+        console.print(table)
+        return
+    UNLEARNERS.get(method)
+    if model_artifact is None or forget is None:
+        raise ConfigError("unlearn: give METHOD, MODEL_ARTIFACT and --forget")
+    store = ArtifactStore(artifact_root(artifacts))
+    parent = ArtifactStore.load_path(model_artifact)
+    if parent.manifest.get("kind") != "model":
+        raise ConfigError(f"{model_artifact}: not a model artifact (kind {parent.manifest.get('kind')!r})")
+    data = load_dataset(dataset, data_root)
+    train_set, scenario = parent_training_set(parent, data, store)
+    forget_index = forget_indices(forget, train_set.labels, scenario)
+    keep = ~torch.isin(torch.arange(len(train_set)), forget_index)
+    options = parse_options(option or [], default_method=method).get(method, {})
+    run_device = resolve_device(device)
+    result = unlearn_or_load(
+        method,
+        parent,
+        train_set,
+        forget_index,
+        torch.nonzero(keep).flatten(),
+        store,
+        device=run_device,
+        **options,
+    )
+    record = result.record
+    forget_acc = 100 * accuracy(result.model, train_set, indices=forget_index, device=run_device)
+    console.print(
+        f"{method}: forgot {record['forget_size']} samples, kept {record['retain_size']}; "
+        f"{record['steps']} steps in {record['seconds']:.1f} s; forget accuracy {forget_acc:.2f}%"
+    )
+    if "guarantee" in record["details"]:
+        g = record["details"]["guarantee"]
+        console.print(
+            "guarantee: "
+            + ", ".join(f"{k}={g[k]:.4g}" for k in ("epsilon", "zeta", "sigma", "T", "C0", "C1", "gamma"))
+        )
+    console.print(f"{'reused stored' if result.reused else 'saved'} unlearned model: {result.artifact.path}")
+
+
+@app.command("interplay")
+def interplay_command(
+    protection: Annotated[str, typer.Option(help="Protection of the forgettable data.")] = "ue-s",
+    scenario: Annotated[str, typer.Option(help="class or subset (section 6.2.1).")] = "class",
+    methods: Annotated[str, typer.Option(help="Comma-separated unlearning methods.")] = "rt,if,ft,ga",
+    scales: Annotated[str, typer.Option(help="Comma-separated scales: small, large.")] = "small,large",
+    classes: Annotated[str, typer.Option(help="Classes to forget, e.g. 0-7.")] = "0-7",
+    dataset: Annotated[str, typer.Option(help="Dataset name.")] = "cifar10",
+    model: Annotated[str, typer.Option(help="Victim architecture.")] = "resnet18",
+    recipe: Annotated[str, typer.Option(help="Victim (and RT) recipe.")] = "paper-sgd-unlearning",
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
+    train_per_class: Annotated[int | None, typer.Option(help="First N training images per class.")] = None,
+    test_per_class: Annotated[int | None, typer.Option(help="First N test images per class.")] = None,
+    preset: Annotated[str, typer.Option(help="Protection options: paper or cpu.")] = "paper",
+    scale: Annotated[
+        list[str] | None, typer.Option(help="Scale value as method.small=X, repeatable.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    option: OptionPairs = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
+    paper: Annotated[bool, typer.Option(help="Show the paper's value beside each cell.")] = True,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """The interplay study: unlearning from models trained on partly protected data (Tables 10-17)."""
+    if scenario not in ("class", "subset"):
+        raise ConfigError(f"--scenario {scenario!r}: expected class or subset")
+    scale_names = tuple(s.strip() for s in scales.split(","))
+    bad = [s for s in scale_names if s not in SCALES]
+    if bad:
+        raise ConfigError(f"--scales: unknown {bad}; valid: {', '.join(SCALES)}")
+    class_list = parse_classes(classes)
+    method_names = tuple(m.strip() for m in methods.split(","))
+    for name in method_names:
+        UNLEARNERS.get(name)
+    scale_values = {m: {k: float(v) for k, v in kv.items()} for m, kv in parse_options(scale or []).items()}
+    extra = parse_options(option or [])
+    protect_options = {**preset_options(preset).get(protection, {}), **extra.pop(protection, {})}
+    overrides = {"epochs": epochs} if epochs is not None else {}
+    result = run_interplay(
+        load_dataset(dataset, data_root),
+        protection=protection,
+        level=scenario,
+        methods=method_names,
+        scales=scale_names,
+        classes=class_list,
+        model=model,
+        recipe=get_recipe(recipe, **overrides),
+        store=ArtifactStore(artifact_root(artifacts)),
+        device=resolve_device(device),
+        seed=seed,
+        train_per_class=train_per_class,
+        test_per_class=test_per_class,
+        protect_options=protect_options,
+        scale_values=scale_values,
+        method_options=extra,
+        log=console.print,
+    )
+    table = interplay_markdown(result, with_paper=paper)
+    scales_used = "; ".join(
+        f"{m}: " + ", ".join(f"{k} {v:g}" for k, v in s.items()) for m, s in result.scales.items()
+    )
+    title = (
+        f"{scenario}-level interplay, {protection}, {model} ({recipe}) on {dataset}; scales {scales_used}; "
+        f"{result.seconds:.0f} s"
+    )
+    console.print(title)
+    console.print(table, markup=False, highlight=False)
+    if out is not None:
+        atomic_write_text(out, f"{title}\n\nCells: accuracy % (paper's value in parentheses).\n\n{table}")
+        console.print(f"wrote {out}")

@@ -1,0 +1,172 @@
+"""Scenarios, the paper's settings, the interplay study on tiny real data, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dememo.cli import app
+from dememo.data.scenarios import ScenarioSettings, build_scenario
+from dememo.errors import ArtifactError, ConfigError
+from dememo.store import ArtifactStore
+from dememo.train import get_recipe
+from dememo.unlearn.interplay import interplay_markdown, run_interplay
+from dememo.unlearn.settings import VICTIM_RECIPE, paper_scale
+
+runner = CliRunner()
+
+
+def test_class_scenario_sets(digits):
+    scenario = build_scenario(ScenarioSettings(level="class"), digits.train, digits.test)
+    assert set(digits.train.labels[scenario.protected].tolist()) == {0, 1, 2, 3}
+    protected = scenario.target(2)
+    assert [e.name for e in protected.evals] == ["Du", "Duc", "Dut", "Dtr"]
+    assert (digits.train.labels[protected.forget] == 2).all()
+    assert len(protected.forget) + len(protected.retain) == len(digits.train)
+    assert not torch.isin(protected.forget, protected.retain).any()
+    dtr = protected.evals[3]
+    assert dtr.source == "test" and set(digits.test.labels[dtr.indices].tolist()) == {8, 9}
+    clean = scenario.target(5)
+    assert clean.part == "Dc" and [e.name for e in clean.evals] == ["Dc", "Dct", "Dtr"]
+    with pytest.raises(ConfigError, match="class 8 is an observation class"):
+        scenario.target(8)
+    with pytest.raises(ConfigError, match="class 12 does not exist"):
+        scenario.target(12)
+    with pytest.raises(ConfigError, match="do not exist"):
+        build_scenario(ScenarioSettings(level="class", protected_classes=(0, 11)), digits.train, digits.test)
+
+
+def test_subset_scenario_is_seeded_and_per_class(digits):
+    settings = ScenarioSettings(level="subset", seed=4)
+    scenario = build_scenario(settings, digits.train, digits.test)
+    for cls in range(10):
+        in_class = int((digits.train.labels == cls).sum())
+        assert int((digits.train.labels[scenario.protected] == cls).sum()) == round(0.9 * in_class)
+    du, dc = scenario.target(3, "Du"), scenario.target(3, "Dc")
+    assert not torch.isin(du.forget, dc.forget).any()
+    assert [e.name for e in du.evals] == ["Du", "Duc", "Dc", "Dt"]
+    assert scenario.key == build_scenario(settings, digits.train, digits.test).key
+    other = build_scenario(settings.model_copy(update={"seed": 5}), digits.train, digits.test)
+    assert other.key != scenario.key
+    noisy = digits.train.images.clone() ^ 1
+    released = scenario.release(
+        digits.train, type(digits.train)(noisy, digits.train.labels, digits.train.classes)
+    )
+    changed = (released.images != digits.train.images).flatten(1).any(1)
+    assert torch.equal(torch.nonzero(changed).flatten(), scenario.protected)
+
+
+def test_paper_settings():
+    assert paper_scale("ue-s", "class", "ga", "large") == 2.6e-5
+    assert paper_scale("tue", "subset", "ft", "large", "Dc") == 2.5e-2
+    assert paper_scale("ops", "subset", "if", "small", "Du") == 0.3
+    assert (VICTIM_RECIPE.epochs, VICTIM_RECIPE.lr, VICTIM_RECIPE.weight_decay) == (100, 0.01, 5e-4)
+    with pytest.raises(ConfigError, match="no class-level scale"):
+        paper_scale("tap", "class", "if", "small")
+
+
+def test_subset_interplay_on_digits(digits, tmp_path):
+    store = ArtifactStore(tmp_path)
+    kwargs = dict(
+        protection="ops",
+        level="subset",
+        methods=("rt", "ga", "ft"),
+        scales=("small",),
+        classes=(1,),
+        model="mlp",
+        recipe=get_recipe("quick", epochs=2),
+        store=store,
+        scale_values={"ga": {"small": 0.01}},
+        method_options={"ft": {"epochs": 1}},
+    )
+    result = run_interplay(digits, **kwargs)
+    labels = {(c.forget_set, c.method) for c in result.cells}
+    assert labels == {(p, m) for p in ("Du", "Dc") for m in ("RT", "GA_small", "FT_small")} | {
+        ("-", "Before")
+    }
+    assert result.scales == {
+        "ga": {"small": 0.01},
+        "ft": {"small": paper_scale("ops", "subset", "ft", "small")},
+    }
+    before = {c.column: c.value for c in result.cells if c.method == "Before"}
+    for cell in result.cells:
+        if cell.forget_set == "Du" and cell.method == "FT_small" and cell.column == "Duc":
+            assert cell.arrow == (cell.value > before["Duc"])
+    paper_cell = next(
+        c for c in result.cells if c.method == "RT" and c.forget_set == "Du" and c.column == "Dt"
+    )
+    assert paper_cell.paper == 76.59  # Table 13 (OPS), class 1, Du forgotten
+    table = interplay_markdown(result)
+    assert "| Du | RT |" in table and "| - | Before |" in table and "(76.59)" in table
+    stamp = {p: p.stat().st_mtime for p in (tmp_path / "unlearned").iterdir()}
+    again = run_interplay(digits, **kwargs)
+    assert [c.value for c in again.cells] == [c.value for c in result.cells]
+    assert {p: p.stat().st_mtime for p in (tmp_path / "unlearned").iterdir()} == stamp
+
+
+def test_unlearn_list_and_bad_inputs(tmp_path):
+    listed = runner.invoke(app, ["unlearn", "--list"])
+    assert listed.exit_code == 0 and "certified" in listed.output and "alpha" in listed.output
+    cases = [
+        (["unlearn", "ga", str(tmp_path), "--forget", "class=3"], ArtifactError, "no manifest.json"),
+        (["interplay", "--scenario", "row"], ConfigError, "expected class or subset"),
+        (["interplay", "--scales", "huge"], ConfigError, "unknown ['huge']"),
+        (["interplay", "--classes", "a-b"], ConfigError, "expected e.g. 0-7"),
+        (["unlearn", "nope"], ConfigError, "unknown unlearning method 'nope'"),
+    ]
+    for args, kind, message in cases:
+        result = runner.invoke(app, args)
+        assert isinstance(result.exception, kind) and message in str(result.exception), (
+            args,
+            result.exception,
+        )
+    shell = subprocess.run(
+        [sys.executable, "-c", "from dememo.cli import main; main()", "interplay", "--scenario", "row"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert shell.returncode == 2 and len(shell.stderr.strip().splitlines()) == 1, shell.stderr
+
+
+def test_unlearn_command_on_a_trained_model(tmp_path):
+    train = [
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--epochs",
+        "2",
+        "--artifacts",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    ]
+    assert runner.invoke(app, train).exit_code == 0
+    artifact = next((tmp_path / "model").iterdir())
+    args = [
+        "unlearn",
+        "ga",
+        str(artifact),
+        "--forget",
+        "class=3",
+        "--dataset",
+        "digits",
+        "-o",
+        "lr=0.01",
+        "--artifacts",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "saved unlearned model" in result.output and "forget accuracy" in result.output
+    assert "reused stored unlearned model" in runner.invoke(app, args).output
