@@ -1,0 +1,154 @@
+"""The Unlearner protocol, its registry, the checks on forget/retain sets, and ``unlearn``."""
+
+from __future__ import annotations
+
+import copy
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from dememo.data.imageset import ImageSet
+from dememo.errors import ConfigError
+from dememo.registry import Registry
+from dememo.runtime import Precision
+
+
+class UnlearnConfig(BaseModel):
+    """Options every unlearner takes. Subclasses add the method's own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 0
+    batch_size: int = Field(256, ge=1)
+
+
+@dataclass
+class Work:
+    """What an unlearner did: optimizer steps, per-sample gradient evaluations, the
+    subsets it read, and method-specific details (e.g. the certified guarantee)."""
+
+    steps: int = 0
+    sample_gradients: int = 0
+    touched: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class UnlearnRecord:
+    method: str
+    options: dict[str, Any]
+    seconds: float
+    steps: int
+    sample_gradients: int
+    touched: tuple[str, ...]
+    forget_size: int
+    retain_size: int
+    details: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "touched": list(self.touched)}
+
+
+@dataclass
+class Unlearned:
+    model: nn.Module
+    record: UnlearnRecord
+
+
+class Unlearner(ABC):
+    """A method that removes the forget set's influence from a trained model.
+
+    Subclasses set ``name``, ``description``, ``Config`` and ``scale_option`` (the
+    option that the paper's small/large scale sets: a learning rate or alpha).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Config: ClassVar[type[UnlearnConfig]] = UnlearnConfig
+    scale_option: ClassVar[str | None] = None
+
+    def __init__(self, config: UnlearnConfig, device: torch.device, precision: Precision = "fp32") -> None:
+        self.config = config
+        self.device = device
+        self.precision = precision
+
+    @abstractmethod
+    def run(self, model: nn.Module, data: ImageSet, forget: torch.Tensor, retain: torch.Tensor) -> Work:
+        """Unlearn in place: ``forget`` and ``retain`` index ``data`` (the training set)."""
+
+
+UNLEARNERS: Registry[type[Unlearner]] = Registry("unlearning method")
+
+
+def register_unlearner(cls: type[Unlearner]) -> type[Unlearner]:
+    return UNLEARNERS.register(cls.name)(cls)
+
+
+def make_config(method: str, **options: object) -> UnlearnConfig:
+    """Validate ``options`` into ``method``'s Config, with errors naming the option."""
+    cls = UNLEARNERS.get(method)
+    try:
+        config = cls.Config(**options)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{method}: invalid options ({problems})") from None
+    check = getattr(config, "check", None)
+    if check is not None:
+        check()
+    return config
+
+
+def check_sets(data: ImageSet, forget: object, retain: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted int64 index tensors; refuses an empty forget set, indices outside ``data``,
+    duplicates and a forget set that overlaps the retain set."""
+    checked = []
+    for name, value in (("forget", forget), ("retain", retain)):
+        index = torch.as_tensor(value, dtype=torch.int64).flatten()
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(data)):
+            raise ConfigError(f"{name} set: indices must lie in [0, {len(data) - 1}] ({data.name})")
+        unique = torch.unique(index)
+        if len(unique) != len(index):
+            raise ConfigError(f"{name} set: {len(index) - len(unique)} duplicate indices")
+        checked.append(unique)
+    forget_index, retain_index = checked
+    if len(forget_index) == 0:
+        raise ConfigError("forget set is empty: nothing to unlearn")
+    overlap = int(torch.isin(forget_index, retain_index).sum())
+    if overlap:
+        raise ConfigError(f"forget and retain sets overlap in {overlap} samples")
+    return forget_index, retain_index
+
+
+def unlearn(
+    method: str,
+    model: nn.Module,
+    data: ImageSet,
+    forget: object,
+    retain: object,
+    *,
+    device: torch.device | str = "cpu",
+    precision: Precision = "fp32",
+    **options: object,
+) -> Unlearned:
+    """Remove ``data[forget]`` from ``model`` with ``method``; ``model`` itself is not changed.
+
+    Returns a copy of the model, unlearned and on the CPU, and a record of the work.
+    """
+    config = make_config(method, **options)
+    forget_index, retain_index = check_sets(data, forget, retain)
+    unlearner = UNLEARNERS.get(method)(config, torch.device(device), precision)
+    model = copy.deepcopy(model)
+    started = time.perf_counter()
+    work = unlearner.run(model, data, forget_index, retain_index)
+    seconds = time.perf_counter() - started
+    model.to("cpu", memory_format=torch.contiguous_format)
+    record = UnlearnRecord(
+        method, config.model_dump(mode="json"), seconds, work.steps, work.sample_gradients,
+        work.touched, len(forget_index), len(retain_index), work.details,
+    )  # fmt: skip
+    return Unlearned(model, record)

@@ -1,0 +1,44 @@
+"""FT: fine-tune on the retain set (Golatkar et al. 2020; the paper runs 10 epochs and
+its scale is the learning rate)."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from dememo.data.imageset import ImageSet
+from dememo.unlearn.base import UnlearnConfig, Unlearner, Work, register_unlearner
+from dememo.unlearn.loops import sgd_steps, steps_for_epochs
+
+
+class SGDUnlearnConfig(UnlearnConfig):
+    """SGD options. The paper gives only epochs and learning rates; momentum 0.9,
+    weight decay 5e-4 and batch 256 are the common choice of public unlearning code
+    (an assumption, see dememo.unlearn.settings)."""
+
+    lr: float = Field(gt=0)
+    epochs: int = Field(ge=1)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+
+
+class FineTuneConfig(SGDUnlearnConfig):
+    lr: float = Field(0.015, gt=0)
+    epochs: int = Field(10, ge=1)
+
+
+@register_unlearner
+class FineTune(Unlearner):
+    name = "ft"
+    description = "fine-tune on the retain set (10 epochs; the scale is the learning rate)"
+    Config = FineTuneConfig
+    scale_option = "lr"
+
+    def run(self, model: nn.Module, data: ImageSet, forget: torch.Tensor, retain: torch.Tensor) -> Work:
+        c = self.config
+        steps = steps_for_epochs(len(retain), c.batch_size, c.epochs)
+        samples = sgd_steps(model, data, retain, steps=steps, lr=c.lr, batch_size=c.batch_size,
+                            momentum=c.momentum, weight_decay=c.weight_decay, seed=c.seed,
+                            device=self.device, precision=self.precision, description="ft")  # fmt: skip
+        return Work(steps, samples, ("retain",))

@@ -1,0 +1,115 @@
+"""Unlearn-or-reuse: unlearned models as artifacts named by what made them.
+
+An unlearned model is stored under ``<artifacts>/unlearned/<hash>/``. Its manifest's
+config names the parent model (config hash and full TrainConfig), the method, the
+method's validated options, and the forget/retain sets (sha256 of the sorted indices,
+sizes); the tensors hold the weights plus the indices themselves (``index.forget``,
+``index.retain``), so an audit can rebuild both sets from the artifact alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from dememo.data.imageset import ImageSet
+from dememo.errors import ArtifactError, ConfigError
+from dememo.pipeline import TrainConfig, model_from_artifact, new_model
+from dememo.runtime import Precision
+from dememo.store import Artifact, ArtifactStore
+from dememo.unlearn.base import check_sets, make_config, unlearn
+
+UNLEARNED_KIND = "unlearned"
+INDEX_PREFIX = "index."
+
+
+def index_hash(indices: torch.Tensor) -> str:
+    """sha256 (16 hex digits) of the sorted int64 indices."""
+    data = torch.sort(torch.as_tensor(indices, dtype=torch.int64)).values.numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@dataclass
+class UnlearnedModel:
+    model: nn.Module
+    artifact: Artifact
+    reused: bool
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.artifact.metrics
+
+
+def unlearn_job_config(parent: Artifact, method: str, forget: torch.Tensor, retain: torch.Tensor,
+                       precision: Precision, **options: object) -> dict[str, Any]:  # fmt: skip
+    config = make_config(method, **options)
+    return {"parent": parent.manifest["config_hash"], "parent_config": parent.manifest["config"],
+            "method": method, "options": config.model_dump(mode="json"), "precision": precision,
+            "forget": index_hash(forget), "forget_size": len(forget),
+            "retain": index_hash(retain), "retain_size": len(retain)}  # fmt: skip
+
+
+def check_parent(parent: Artifact, data: ImageSet) -> TrainConfig:
+    """The parent's TrainConfig, after checking that ``data`` is the split it was trained on."""
+    if parent.manifest.get("kind") != "model":
+        raise ArtifactError(f"{parent.path}: not a model artifact (kind {parent.manifest.get('kind')!r})")
+    config = TrainConfig.model_validate(parent.manifest["config"])
+    size = parent.metrics.get("train_size")
+    if size is not None and size != len(data):
+        raise ConfigError(f"{parent.path}: the model was trained on {size} samples, the data has {len(data)}")
+    return config
+
+
+def unlearn_or_load(
+    method: str,
+    parent: Artifact,
+    data: ImageSet,
+    forget: object,
+    retain: object,
+    store: ArtifactStore,
+    *,
+    device: torch.device | str = "cpu",
+    precision: Precision = "fp32",
+    **options: object,
+) -> UnlearnedModel:
+    """Reuse the stored unlearned model for this parent, method, options and sets, or
+    unlearn and store it atomically. ``data`` is the parent's training split (as
+    released, i.e. protected where it was). RT defaults to the parent's recipe."""
+    if method == "sisa":
+        raise ConfigError(
+            "sisa: an ensemble is not a single-model artifact; use dememo.unlearn.sisa directly"
+        )
+    parent_config = check_parent(parent, data)
+    if method == "rt":
+        options.setdefault("recipe", parent_config.recipe)
+    forget_index, retain_index = check_sets(data, forget, retain)
+    job = unlearn_job_config(parent, method, forget_index, retain_index, precision, **options)
+    stored = store.load(UNLEARNED_KIND, job)
+    if stored is not None:
+        return UnlearnedModel(load_unlearned(stored, data)[0], stored, reused=True)
+    model = model_from_artifact(parent, data)
+    result = unlearn(
+        method, model, data, forget_index, retain_index, device=device, precision=precision, **options
+    )
+    tensors = {**result.model.state_dict(), f"{INDEX_PREFIX}forget": forget_index,
+               f"{INDEX_PREFIX}retain": retain_index}  # fmt: skip
+    artifact = store.save(UNLEARNED_KIND, job, tensors, result.record.to_json(), seed=job["options"]["seed"])
+    return UnlearnedModel(result.model, artifact, reused=False)
+
+
+def load_unlearned(artifact: Artifact, data: ImageSet) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """(model, forget indices, retain indices) from an unlearned-model artifact."""
+    if artifact.manifest.get("kind") != UNLEARNED_KIND:
+        raise ArtifactError(f"{artifact.path}: not an unlearned-model artifact")
+    config = TrainConfig.model_validate(artifact.manifest["config"]["parent_config"])
+    model = new_model(config, data)
+    weights = {k: v for k, v in artifact.tensors.items() if not k.startswith(INDEX_PREFIX)}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise ArtifactError(f"{artifact.path}: weights do not fit model {config.model!r}") from error
+    return model, artifact.tensors[f"{INDEX_PREFIX}forget"], artifact.tensors[f"{INDEX_PREFIX}retain"]

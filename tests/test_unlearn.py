@@ -1,0 +1,243 @@
+"""Unlearning methods where the truth is known: logistic regression for IF, batch
+instrumentation for RT/FT, exact retraining for SISA, hand values for certified."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dememo.data import batches
+from dememo.data.imageset import ImageSet
+from dememo.errors import ArtifactError, ConfigError
+from dememo.pipeline import TrainConfig, new_model, train_or_load
+from dememo.store import ArtifactStore
+from dememo.train import get_recipe, predict_logits
+from dememo.unlearn import CertifiedAccountant, load_unlearned, unlearn, unlearn_or_load
+from dememo.unlearn.sisa import SisaConfig, train_sisa
+
+LAMBDA = 1e-2  # L2 regularization of the logistic regression
+
+
+def flat_params(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def fit_logistic(data: ImageSet, indices: torch.Tensor, init: nn.Module | None = None) -> nn.Module:
+    """Multinomial logistic regression on pixels, L2-regularized, solved to high precision."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(data.images[0].numel(), data.num_classes))
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    x = data.images[indices].float() / 255
+    y = data.labels[indices]
+    optimizer = torch.optim.LBFGS(
+        model.parameters(), lr=1, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
+        history_size=50, line_search_fn="strong_wolfe",
+    )  # fmt: skip
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y) + LAMBDA / 2 * flat_params_grad(model).pow(2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        optimizer.step(closure)
+    return model
+
+
+def flat_params_grad(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.flatten() for p in model.parameters()])
+
+
+def mean_loss(model: nn.Module, data: ImageSet, indices: torch.Tensor) -> float:
+    logits = predict_logits(model, data, indices=indices)
+    return float(F.cross_entropy(logits, data.labels[indices]))
+
+
+@pytest.fixture(scope="module")
+def logistic(digits):
+    data = digits.train
+    generator = torch.Generator().manual_seed(1)
+    order = torch.randperm(len(data), generator=generator)
+    forget, retain = torch.sort(order[:60]).values, torch.sort(order[60:]).values
+    full = fit_logistic(data, torch.arange(len(data)))
+    retrained = fit_logistic(data, retain, init=full)
+    return data, forget, retain, full, retrained
+
+
+def test_exact_newton_removal_matches_retraining(logistic):
+    data, forget, retain, full, retrained = logistic
+    newton = unlearn("if", full, data, forget, retain, inverse="exact", damping=LAMBDA, alpha=1.0).model
+    target = flat_params(retrained) - flat_params(full)
+    error = (flat_params(newton) - flat_params(retrained)).norm() / target.norm()
+    assert error < 0.02, f"Newton removal misses retraining by {error:.4f} of the retraining shift"
+
+
+def test_woodfisher_step_points_like_the_exact_step(logistic):
+    data, forget, retain, full, _ = logistic
+    exact = flat_params(unlearn("if", full, data, forget, retain, inverse="exact", damping=LAMBDA).model)
+    wood = flat_params(unlearn("if", full, data, forget, retain, damping=LAMBDA, fisher_samples=10_000).model)
+    base = flat_params(full)
+    cosine = float(F.cosine_similarity(exact - base, wood - base, dim=0))
+    print(f"cosine(WoodFisher step, exact Newton step) = {cosine:.4f}")
+    assert cosine > 0.9
+    assert mean_loss_of(wood, full, data, forget) > mean_loss(full, data, forget)
+
+
+def mean_loss_of(vector: torch.Tensor, like: nn.Module, data: ImageSet, indices: torch.Tensor) -> float:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(like[1].in_features, like[1].out_features))
+    torch.nn.utils.vector_to_parameters(vector, model.parameters())
+    return mean_loss(model, data, indices)
+
+
+@pytest.fixture(scope="module")
+def mlp(digits, tmp_path_factory):
+    config = TrainConfig(dataset="digits", model="mlp", recipe=get_recipe("quick", epochs=4))
+    store = ArtifactStore(tmp_path_factory.mktemp("unlearn-store"))
+    trained = train_or_load(config, digits, store)
+    forget = torch.nonzero(digits.train.labels == 3).flatten()[:40]
+    retain = torch.tensor(sorted(set(range(len(digits.train))) - set(forget.tolist())))
+    return digits.train, trained, forget, retain, store
+
+
+@pytest.mark.parametrize(
+    ("method", "options"), [("ga", {"lr": 0.05}), ("if", {"alpha": 50.0, "fisher_samples": 256})]
+)
+def test_ga_and_if_raise_the_forget_loss(mlp, method, options):
+    data, trained, forget, retain, _ = mlp
+    after = unlearn(method, trained.model, data, forget, retain, **options)
+    assert mean_loss(after.model, data, forget) > mean_loss(trained.model, data, forget) + 0.05
+    assert not torch.equal(flat_params(after.model), flat_params(trained.model))
+
+
+@pytest.mark.parametrize("method", ["rt", "ft"])
+def test_rt_and_ft_never_see_a_forget_sample(mlp, monkeypatch, method):
+    data, trained, forget, retain, _ = mlp
+    seen: list[torch.Tensor] = []
+    original = batches.DeviceLoader.__iter__
+
+    def recording(self):
+        for batch in original(self):
+            seen.append(batch.index.cpu())
+            yield batch
+
+    monkeypatch.setattr(batches.DeviceLoader, "__iter__", recording)
+    options = {"recipe": get_recipe("quick", epochs=1)} if method == "rt" else {"epochs": 1}
+    unlearn(method, trained.model, data, forget, retain, **options)
+    touched = torch.cat(seen)
+    assert len(touched) >= len(retain)
+    assert not torch.isin(touched, forget).any()
+
+
+def test_sisa_unlearning_equals_retraining_the_shard(digits):
+    data = digits.train.head(40)
+    config = SisaConfig(shards=3, slices=2, recipe=get_recipe("quick", epochs=1), seed=3)
+    factory = lambda: new_model(TrainConfig(dataset="digits", model="mlp", recipe=config.recipe), data)  # noqa: E731
+    everything = torch.arange(len(data))
+    ensemble = train_sisa(factory, data, everything, config)
+    shard_of = ensemble.shard_of
+    forget = torch.nonzero(shard_of == 1).flatten()[:3]
+    retain = everything[~torch.isin(everything, forget)]
+    result = unlearn("sisa", ensemble, data, forget, retain)
+    reference = train_sisa(factory, data, retain, config)
+    for ours, theirs in zip(result.model.members, reference.members, strict=True):
+        for (name, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items(), strict=True):
+            assert torch.equal(a, b), name
+    assert result.record.details["retrained_shards"] == [1]
+    assert 0 < result.record.details["saved_fraction"] < 1
+    # the parent ensemble is untouched and still differs in shard 1
+    assert not torch.equal(flat_params(ensemble.members[1]), flat_params(result.model.members[1]))
+    with pytest.raises(ConfigError, match="SISA ensemble"):
+        unlearn("sisa", factory(), data, forget, retain)
+
+
+def test_certified_noise_matches_eq15_by_hand():
+    acc = CertifiedAccountant(c0=2.0, c1=1.0, gamma=0.5)
+    zeta = math.exp(-1)  # log(1/zeta) = 1
+    # sigma^2 = 9 * 1 / (1 * 4) * (2 + 1 * 0.5 * 4)^2 = 36
+    assert acc.sigma(1.0, zeta, 4) == pytest.approx(6.0)
+    # sigma^2 = 9 / (4 * 2) * (2 + 0.5 * 2)^2 = 10.125 at eps = 0.5... written out:
+    assert acc.sigma(2.0, zeta, 2) == pytest.approx(math.sqrt(9 / (4 * 2) * 3.0**2))
+    # 6 is the minimum noise (T* = C0 / (C1 gamma) = 4): exactly one root
+    assert acc.min_sigma(1.0, zeta) == pytest.approx(6.0)
+    assert acc.steps(1.0, zeta, 6.0) == pytest.approx((4.0,))
+    assert acc.steps(1.0, zeta, 5.9) == ()
+    with pytest.raises(ConfigError, match="at least 6"):
+        acc.integer_steps(1.0, zeta, 5.9)
+
+
+def test_accountant_round_trip():
+    acc = CertifiedAccountant(c0=10.0, c1=1.0, gamma=0.05)
+    eps, zeta = 0.8, 1e-5
+    for steps in (1, 7, 200, 5000):
+        sigma = acc.sigma(eps, zeta, steps)
+        roots = acc.steps(eps, zeta, sigma)
+        assert len(roots) in (1, 2)
+        assert min(abs(r - steps) for r in roots) == pytest.approx(0, abs=1e-6 * steps)
+        assert acc.epsilon(sigma, zeta, steps) == pytest.approx(eps)
+        for root in roots:
+            assert acc.epsilon(sigma, zeta, root) == pytest.approx(eps)
+
+
+def test_certified_clips_projects_and_records(mlp):
+    data, trained, forget, retain, _ = mlp
+    c0, c1 = 3.0, 0.5
+    result = unlearn("certified", trained.model, data, forget, retain, epsilon=1.0, zeta=1e-3, c0=c0, c1=c1,
+                     gamma=0.01, steps=6, batch_size=128)  # fmt: skip
+    g = result.record.details["guarantee"]
+    assert flat_params(trained.model).norm() > c0  # so the projection had work to do
+    assert g["start_norm"] <= c0 + 1e-4
+    assert len(g["grad_norms"]) == 6 and max(g["grad_norms"]) <= c1 + 1e-6
+    expected = math.sqrt(9 * math.log(1e3) / 6) * (c0 + c1 * 0.01 * 6)
+    assert g["sigma"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"zeta": 1.0, "steps": 3}, "zeta must lie in"),
+        ({"epsilon": 3 * math.log(1e5), "steps": 3}, "epsilon must lie in"),
+        ({"steps": 3, "sigma": 1.0}, "exactly one of steps"),
+        ({"sigma": 1e-6}, "sigma must be at least"),
+    ],
+)
+def test_certified_refuses_parameters_outside_the_theorem(mlp, options, message):
+    data, trained, forget, retain, _ = mlp
+    with pytest.raises(ConfigError, match=message):
+        unlearn("certified", trained.model, data, forget, retain, **options)
+
+
+def test_bad_sets_are_refused(mlp):
+    data, trained, forget, retain, _ = mlp
+    with pytest.raises(ConfigError, match="forget set is empty"):
+        unlearn("ga", trained.model, data, [], retain)
+    with pytest.raises(ConfigError, match="overlap in 2 samples"):
+        unlearn("ga", trained.model, data, forget, torch.cat([retain, forget[:2]]))
+    with pytest.raises(ConfigError, match="must lie in"):
+        unlearn("ga", trained.model, data, [len(data)], retain)
+    with pytest.raises(ConfigError, match="unknown unlearning method 'nope'"):
+        unlearn("nope", trained.model, data, forget, retain)
+
+
+def test_unlearned_artifact_names_its_parent_and_sets(mlp):
+    data, trained, forget, retain, store = mlp
+    first = unlearn_or_load("ga", trained.artifact, data, forget, retain, store, lr=0.01)
+    config = first.artifact.manifest["config"]
+    assert config["parent"] == trained.artifact.manifest["config_hash"]
+    assert config["method"] == "ga" and config["options"]["lr"] == 0.01
+    assert config["forget_size"] == len(forget) and len(config["retain"]) == 16
+    assert first.record["forget_size"] == len(forget)
+    again = unlearn_or_load("ga", trained.artifact, data, forget, retain, store, lr=0.01)
+    assert again.reused
+    model, f, r = load_unlearned(again.artifact, data)
+    assert torch.equal(f, forget) and torch.equal(r, retain)
+    assert torch.equal(flat_params(model), flat_params(first.model))
+    with pytest.raises(ConfigError, match="trained on 1257 samples, the data has 50"):
+        unlearn_or_load("ga", trained.artifact, data.head(5), [0], [1], store)
+    with pytest.raises(ArtifactError, match="not an unlearned-model artifact"):
+        load_unlearned(trained.artifact, data)
