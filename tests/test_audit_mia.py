@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from dememo.audit.mia import best_threshold, lira_offline, paper_flags, svc_attack, threshold_attack
+from dememo.audit.mia import (
+    best_threshold,
+    lira_offline,
+    paper_flags,
+    paper_table,
+    svc_attack,
+    threshold_attack,
+)
 from dememo.audit.roc import roc_result
 from dememo.audit.signals import Signals, model_signals
 from dememo.audit.target import check_classes, require_disjoint
@@ -101,3 +108,20 @@ def test_bad_inputs_are_named(digits, digit_models):
     check_classes(overfit, digits.test)
     with pytest.raises(DataError, match="share 5 images"):
         require_disjoint(digits.test.subset(range(10)), digits.test.subset(range(5, 20)), "attack vs eval")
+
+
+def test_paper_table_marks_arrows_omissions_and_gaps():
+    rates = {
+        "RT": {"correctness": 0.1, "probability": 0.2, "entropy": 0.3},
+        "Before": {"correctness": 0.5, "probability": 0.5, "entropy": 0.5},
+        "GA": {"correctness": 0.6, "probability": 0.4, "entropy": 0.1},
+        "broken": {"correctness": 0.9, "probability": 0.9, "entropy": 0.9},
+    }
+    rows = paper_table(rates, {"RT": 0.5, "Before": 0.5, "GA": 0.5, "broken": 0.11}, chance=0.1)
+    ga, broken = rows[2], rows[3]
+    assert (
+        ga["correctness"] == "0.6000 ↑"
+        and ga["probability"] == "0.4000"
+        and ga["gap prob vs RT"] == "+0.2000"
+    )
+    assert broken["probability"] == "-" and broken["gap prob vs RT"] == "-"

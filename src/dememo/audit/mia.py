@@ -169,6 +169,33 @@ def is_damaged(accuracy: float, chance: float, factor: float = 1.5) -> bool:
     return accuracy < factor * chance
 
 
+def paper_table(
+    rates: dict[str, dict[str, float]],
+    accuracies: dict[str, float],
+    chance: float,
+    *,
+    before: str = "Before",
+    retrained: str = "RT",
+    signals: Sequence[str] = PAPER_SIGNALS,
+) -> list[dict[str, object]]:
+    """Tables 18-25 rows: per model (name -> SVC member rate per signal on the target set),
+    '-' for damaged models (``accuracies``: e.g. test accuracy), an up-arrow where a rate is
+    above both Before and RT, and the Figures 5-8 gap of the probability signal vs RT."""
+    rows = []
+    for name, by_signal in rates.items():
+        row: dict[str, object] = {"model": name}
+        damaged = name not in (before, retrained) and is_damaged(accuracies[name], chance)
+        for signal in signals:
+            rate = by_signal[signal]
+            flags = paper_flags(rate, rates[before][signal], rates[retrained][signal])
+            mark = " ↑" if flags["up_arrow"] and name not in (before, retrained) else ""
+            row[signal] = "-" if damaged else f"{rate:.4f}{mark}"
+        gap = by_signal["probability"] - rates[retrained]["probability"]
+        row["gap prob vs RT"] = "-" if damaged else f"{gap:+.4f}"
+        rows.append(row)
+    return rows
+
+
 def run_mia(
     members: Signals,
     nonmembers: Signals,
@@ -189,6 +216,14 @@ def run_mia(
     result.notes.append("svc baseline (share of unseen samples predicted member): "
                         + ", ".join(f"{k} {v:.3f}" for k, v in baseline.items()))  # fmt: skip
     result.svc_rates.update({f"{k} (unseen)": v for k, v in baseline.items()})
+    result.notes.append(
+        "svc: fit on shadow members (retain, train) vs shadow non-members (test, other "
+        "samples); scored on the target set and on unseen test samples of its classes"
+    )
+    result.notes.append(
+        "class thresholds: calibrated on a random half of target and unseen samples, "
+        "scored (ROC) on the other half"
+    )
     for signal in threshold_signals:
         result.rocs.append(threshold_attack(members, nonmembers, signal, seed=seed))
     if references:
