@@ -63,3 +63,18 @@ def test_bad_input_is_one_line(stored_model, extra, message):
     # main() prints a DememoError as one line with exit status 2 (tests/test_cli.py checks that path)
     assert isinstance(result.exception, DememoError), result.output
     assert message in str(result.exception) and "\n" not in str(result.exception)
+
+
+def test_mia_with_a_lira_reference(stored_model):
+    root, model = stored_model
+    # the model as its own reference only checks the plumbing: the same model scores ~chance
+    args = ["audit", "mia", str(model), "--lira-ref", str(model), "--artifacts", str(root), "--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(
+        next(p for p in (root / "audit").glob("*/report.json") if "lira0" in p.read_text()).read_text()
+    )
+    attacks = [r["attack"] for r in report["mia"]["rocs"]]
+    assert "class-threshold/modified_entropy" in attacks and "lira-offline/1refs" in attacks
+    lira = next(r for r in report["mia"]["rocs"] if r["attack"].startswith("lira"))
+    assert lira["auc"] == 0.5  # every score is 0 against itself

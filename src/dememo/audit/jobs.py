@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,15 +103,22 @@ def cached_report(
     return final, report, False
 
 
-def mia_job(target: AuditTarget, options: MIAOptions, device: torch.device) -> MIAResult:
+def mia_job(
+    target: AuditTarget, options: MIAOptions, device: torch.device, references: Sequence[AuditTarget] = ()
+) -> MIAResult:
+    """All MIAs on ``target``; ``references`` (models that trained on neither the target set
+    nor its unseen test samples, e.g. RT for a forgotten class) enable offline LiRA."""
     sets = target.sets(options.target_class, options.seed)
 
-    def signals(data):
-        return model_signals(target.model, data, device=device)
+    def signals(data, model=target.model):
+        return model_signals(model, data, device=device)
+
+    pairs = [(signals(sets.target, r.model), signals(sets.unseen, r.model)) for r in references]
 
     return run_mia(signals(sets.target), signals(sets.unseen), signals(sets.retain),
                    signals(sets.unseen_rest),
-                   name=f"{target.name}: {sets.target.name}", seed=options.seed)  # fmt: skip
+                   name=f"{target.name}: {sets.target.name}", references=pairs,
+                   seed=options.seed)  # fmt: skip
 
 
 def recover_job(

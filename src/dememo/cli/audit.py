@@ -72,8 +72,8 @@ def _identity(job: str, target: AuditTarget, options, extra: dict[str, str] | No
     return {"job": job, "model": target.content, "options": options.model_dump(mode="json"), **(extra or {})}
 
 
-def _mia(target: AuditTarget, options: MIAOptions, device) -> dict[str, Any]:
-    result = mia_job(target, options, device)
+def _mia(target: AuditTarget, options: MIAOptions, device, references=()) -> dict[str, Any]:
+    result = mia_job(target, options, device, references)
     return {"report": {"mia": result.to_dict()}, "plots": {"mia-roc.png": result}}
 
 
@@ -120,6 +120,15 @@ def mia_command(
     model: ModelArg,
     target_class: TargetClass = None,
     max_shadow: Annotated[int, typer.Option(help="Shadow samples per side for the SVC.")] = 2000,
+    lira_ref: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help=(
+                "Reference model that trained on neither the target nor its unseen test samples (e.g. RT "
+                "for a forgotten class), for offline LiRA; repeatable."
+            )
+        ),
+    ] = None,  # fmt: skip
     seed: Seed = 0,
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
@@ -127,9 +136,11 @@ def mia_command(
 ) -> None:
     """Membership inference: the paper's SVC member rates, class-threshold ROC, TPR at low FPR."""
     target = AuditTarget.from_artifact(model, data_root)
+    refs = [AuditTarget.from_artifact(p, data_root) for p in lira_ref or []]
     options = MIAOptions(target_class=target_class, max_shadow=max_shadow, seed=seed)
+    identity = _identity("mia", target, options, {f"lira{i}": r.content for i, r in enumerate(refs)})
     store, dev = ArtifactStore(artifact_root(artifacts)), resolve_device(device)
-    _show(*cached_report(store, _identity("mia", target, options), lambda: _mia(target, options, dev)))
+    _show(*cached_report(store, identity, lambda: _mia(target, options, dev, refs)))
 
 
 @audit_app.command("recover")
