@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from dememo.cli import app
@@ -78,3 +79,21 @@ def test_mia_with_a_lira_reference(stored_model):
     assert "class-threshold/modified_entropy" in attacks and "lira-offline/1refs" in attacks
     lira = next(r for r in report["mia"]["rocs"] if r["attack"].startswith("lira"))
     assert lira["auc"] == 0.5  # every score is 0 against itself
+
+
+def test_audits_read_unlearned_artifacts(stored_model, digits):
+    from dememo.audit.target import AuditTarget
+    from dememo.store import ArtifactStore
+    from dememo.unlearn.jobs import unlearn_or_load
+
+    root, model = stored_model
+    train = digits.train
+    forget, retain = (train.labels == 3).nonzero().flatten(), (train.labels != 3).nonzero().flatten()
+    unlearned = unlearn_or_load("ga", ArtifactStore.load_path(model), train, forget, retain,
+                                ArtifactStore(root), lr=1e-3, epochs=1)  # fmt: skip
+    target = AuditTarget.from_artifact(unlearned.artifact.path)
+    assert torch.equal(target.forget, forget) and target.name.startswith("ga/")
+    sets = target.sets()
+    assert sets.target.name.startswith("forget set") and bool((sets.target.labels == 3).all())
+    assert bool((sets.unseen.labels == 3).all()) and bool((sets.class_test.labels == 3).all())
+    assert not bool((sets.retain.labels == 3).any())
