@@ -9,6 +9,7 @@ import torch
 from dememo.audit.recovery import project_, recover, recovery_curve, table7_config, weight_distance
 from dememo.errors import ConfigError, DataError
 from dememo.models import build_model
+from dememo.train import accuracy
 
 
 def test_projection_ball_and_sphere():
@@ -61,8 +62,12 @@ def test_interior_steps_are_not_moved_and_eta_zero_is_a_no_op(setup):
 
 def test_curve_names_its_policy_and_refuses_overlapping_data(setup):
     model, attack, evaluation, config = setup
-    result = recovery_curve({"m": model}, attack, evaluation.subset(range(60), "eval"), [0.0, 0.5], config)
+    control = evaluation.subset(range(60, 80), "other classes")
+    result = recovery_curve(
+        {"m": model}, attack, evaluation.subset(range(60), "eval"), [0.0, 0.5], config, control=control
+    )
     curve = result.curves[0]
+    assert len(curve.control) == 2 and curve.control[0] == accuracy(model, control)
     assert curve.distances[0] == 0.0 and curve.distances[1] <= 0.5 + 1e-6
     assert result.to_dict()["batchnorm"] == "freeze" and "BatchNorm" in result.notes[0]
     with pytest.raises(DataError, match="must be disjoint"):

@@ -141,7 +141,10 @@ def recover_job(
         ):
             raise ConfigError(f"reference {name!r} is not a model of {target.config['dataset']}")
     models = {"audited": target.model} | {name: ref.model for name, ref in references.items()}
-    return recovery_curve(models, attack, sets.class_test, options.etas, config, device=device)
+    control = sets.unseen_rest if len(sets.class_test) < len(target.test) else None
+    return recovery_curve(
+        models, attack, sets.class_test, options.etas, config, device=device, control=control
+    )
 
 
 def certify_job(

@@ -159,6 +159,7 @@ class RecoveryCurve:
     etas: list[float]
     accuracies: list[float]
     distances: list[float]  # ||theta - theta_0|| reached at each eta
+    control: list[float] = field(default_factory=list)  # accuracy on the other classes (collapse check)
 
     def row(self) -> dict[str, object]:
         return {
@@ -186,7 +187,7 @@ class RecoveryResult:
             "recipe": self.config.recipe.model_dump(mode="json"), "grad_clip": self.config.grad_clip,
             "attack_set": self.attack_set, "eval_set": self.eval_set, "notes": self.notes,
             "curves": [{"name": c.name, "etas": c.etas, "accuracy": c.accuracies,
-                        "distance": c.distances} for c in self.curves],
+                        "distance": c.distances, "control_accuracy": c.control} for c in self.curves],
         }  # fmt: skip
 
     def plot(self, path) -> None:
@@ -194,7 +195,9 @@ class RecoveryResult:
                  f"{self.config.recipe.epochs} ep) on {self.eval_set}")  # fmt: skip
         figure, axes = new_axes(title, "eta (l2 bound on the weight shift)", "accuracy")
         for c in self.curves:
-            axes.plot(c.etas, c.accuracies, marker="o", ms=3, label=c.name)
+            line = axes.plot(c.etas, c.accuracies, marker="o", ms=3, label=c.name)[0]
+            if c.control:
+                axes.plot(c.etas, c.control, ls=":", color=line.get_color(), label=f"{c.name}: other classes")
         axes.legend(fontsize=7)
         save_figure(figure, path)
 
@@ -207,21 +210,26 @@ def recovery_curve(
     config: RecoveryConfig,
     *,
     device: torch.device | str = "cpu",
+    control: ImageSet | None = None,
 ) -> RecoveryResult:
-    """Attack every model at every eta; evaluate on ``evaluation`` (disjoint from ``attack``)."""
+    """Attack every model at every eta; evaluate on ``evaluation`` (disjoint from ``attack``)
+    and, when given, on ``control`` (other classes' test images: an attack on one class can
+    collapse the model to always predicting it, which a target-class accuracy rewards)."""
     if not etas or any(e < 0 for e in etas):
         raise ConfigError(f"etas must be a non-empty list of values >= 0, got {list(etas)}")
     require_disjoint(attack, evaluation, "recovery attack data vs evaluation data")
     curves = []
     for name, model in models.items():
-        accuracies, distances = [], []
+        accuracies, distances, controls = [], [], []
         for eta in etas:
             attacked = recover(model, attack, eta, config, device=device)
             start = [p for p in model.parameters() if p.requires_grad]
             moved = [p for p in attacked.parameters() if p.requires_grad]
             distances.append(weight_distance([m.cpu() for m in moved], [s.cpu() for s in start]))
             accuracies.append(accuracy(attacked, evaluation, device=device, precision="fp32"))
-        curves.append(RecoveryCurve(name, [float(e) for e in etas], accuracies, distances))
+            if control is not None:
+                controls.append(accuracy(attacked, control, device=device, precision="fp32"))
+        curves.append(RecoveryCurve(name, [float(e) for e in etas], accuracies, distances, controls))
     notes = [f"BatchNorm running statistics: {config.batchnorm}",
              f"projection onto the l2 {config.projection} around the starting weights "
              "after every step"]  # fmt: skip
