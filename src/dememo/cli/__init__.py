@@ -9,7 +9,14 @@ import sys
 
 from rich.console import Console
 
-from dememo.cli import experiments, inspect, protection, training, unlearning  # noqa: F401  (registers the commands)
+from dememo.cli import (  # noqa: F401  (registers the commands)
+    audit,
+    experiments,
+    inspect,
+    protection,
+    training,
+    unlearning,
+)
 from dememo.cli.common import app
 from dememo.errors import DememoError
 

@@ -1,0 +1,170 @@
+"""Audit jobs on stored models: options (pydantic, hashed), runs, and cached reports.
+
+Each job's identity is its options plus the content hashes of the audited model and
+of every reference model; the report (report.json and PNG plots) is written
+atomically under ``<artifacts>/audit/<hash>/`` and reused when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from dememo.atomic import atomic_directory
+from dememo.audit.certify import (
+    CertifyResult,
+    certify,
+    check_probability,
+    shifted_levels,
+    transfer_probability,
+)
+from dememo.audit.mia import MIAResult, run_mia
+from dememo.audit.montecarlo import METRICS, metric_value, noisy_metric
+from dememo.audit.recovery import RecoveryResult, recovery_curve, table7_config
+from dememo.audit.signals import model_signals
+from dememo.audit.target import AuditTarget
+from dememo.errors import ConfigError
+from dememo.store import ArtifactStore, canonical_json, config_hash
+
+AUDIT_KIND = "audit"
+REPORT = "report.json"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MIAOptions(Frozen):
+    target_class: int | None = None
+    max_shadow: int = Field(2000, ge=2)
+    seed: int = 0
+
+
+class RecoverOptions(Frozen):
+    target_class: int | None = None
+    etas: tuple[float, ...] = (0.0, 0.2, 0.4, 0.8, 1.6)
+    attack_fraction: float = Field(0.1, gt=0, le=1)
+    projection: Literal["ball", "sphere"] = "ball"
+    batchnorm: Literal["freeze", "update"] = "freeze"
+    epochs: int | None = Field(None, ge=1, description="override Table 7's epochs")
+    seed: int = 0
+
+
+class CertifyOptions(Frozen):
+    target_class: int | None = None
+    metric: str = "accuracy"
+    sigma: float = 0.01
+    q: float = 0.7
+    alpha: float = 0.01
+    samples: int = Field(256, ge=1)
+    etas: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02)
+    epsilon: float = Field(1.0, ge=0)
+    zeta: float = 0.01
+    chunk: int = Field(16, ge=1)
+    seed: int = 0
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe: non-finite floats become strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def cached_report(
+    store: ArtifactStore,
+    identity: dict[str, Any],
+    run: Callable[[], dict[str, Any]],
+) -> tuple[Path, dict[str, Any], bool]:
+    """Reuse ``<store>/audit/<hash>/report.json`` or run the job and write it with its plots.
+
+    ``run`` returns {"report": {...}, "plots": {file name: result with .plot(path)}}.
+    """
+    final = store.path_for(AUDIT_KIND, identity)
+    if (final / REPORT).is_file():
+        return final, json.loads((final / REPORT).read_text()), True
+    produced = run()
+    report = _finite({"identity": json.loads(canonical_json(identity)), "hash": config_hash(identity),
+                      **produced["report"]})  # fmt: skip
+    with atomic_directory(final) as tmp:
+        for name, result in produced.get("plots", {}).items():
+            result.plot(tmp / name)
+        (tmp / REPORT).write_text(json.dumps(report, indent=2))
+    return final, report, False
+
+
+def mia_job(
+    target: AuditTarget, options: MIAOptions, device: torch.device, references: Sequence[AuditTarget] = ()
+) -> MIAResult:
+    """All MIAs on ``target``; ``references`` (models that trained on neither the target set
+    nor its unseen test samples, e.g. RT for a forgotten class) enable offline LiRA."""
+    sets = target.sets(options.target_class, options.seed)
+
+    def signals(data, model=target.model):
+        return model_signals(model, data, device=device)
+
+    pairs = [(signals(sets.target, r.model), signals(sets.unseen, r.model)) for r in references]
+
+    return run_mia(signals(sets.target), signals(sets.unseen), signals(sets.retain),
+                   signals(sets.unseen_rest),
+                   name=f"{target.name}: {sets.target.name}", references=pairs,
+                   seed=options.seed)  # fmt: skip
+
+
+def recover_job(
+    target: AuditTarget, references: dict[str, AuditTarget], options: RecoverOptions, device: torch.device
+) -> RecoveryResult:
+    sets = target.sets(options.target_class, options.seed)
+    pool = sets.class_train
+    count = max(1, round(options.attack_fraction * len(pool)))
+    pick = torch.randperm(len(pool), generator=torch.Generator().manual_seed(options.seed))[:count]
+    attack = pool.subset(torch.sort(pick).values, f"{100 * options.attack_fraction:g}% of {pool.name}")
+    overrides: dict[str, object] = {"projection": options.projection, "batchnorm": options.batchnorm,
+                                    "seed": options.seed}  # fmt: skip
+    if options.epochs is not None:
+        overrides["epochs"] = options.epochs
+    config = table7_config(target.config["dataset"], **overrides)
+    for name, ref in references.items():
+        if (
+            ref.train.num_classes != target.train.num_classes
+            or ref.config["dataset"] != target.config["dataset"]
+        ):
+            raise ConfigError(f"reference {name!r} is not a model of {target.config['dataset']}")
+    models = {"audited": target.model} | {name: ref.model for name, ref in references.items()}
+    control = sets.unseen_rest if len(sets.class_test) < len(target.test) else None
+    return recovery_curve(
+        models, attack, sets.class_test, options.etas, config, device=device, control=control
+    )
+
+
+def certify_job(
+    target: AuditTarget, runs: list[AuditTarget], options: CertifyOptions, device: torch.device
+) -> CertifyResult:
+    METRICS.get(options.metric)
+    check_probability("alpha", options.alpha)
+    for eta in options.etas:
+        shifted_levels(options.q, eta, options.sigma)  # names a bad q, sigma or eta before sampling
+    data = target.sets(options.target_class, options.seed).class_test
+    samples = noisy_metric(target.model, data, sigma=options.sigma, n=options.samples, metric=options.metric,
+                           chunk=options.chunk, seed=options.seed, device=device)  # fmt: skip
+    result = certify(samples, options.etas, metric=options.metric, target_set=data.name,
+                     clean_value=metric_value(target.model, data, options.metric, device),
+                     q=options.q, sigma=options.sigma, alpha=options.alpha)  # fmt: skip
+    result.notes.append(f"noise N(0, {options.sigma:g}^2 I) on all trainable parameters; buffers fixed")
+    if runs:
+        eta = max(options.etas)
+        result.transfer = transfer_probability(target.model, [r.model for r in runs], eta=eta,
+                                               epsilon=options.epsilon, zeta=options.zeta,
+                                               alpha=options.alpha)  # fmt: skip
+        result.notes.append(f"Theorem 2 at eta {eta:g}: {result.transfer.note}")
+    return result

@@ -1,0 +1,224 @@
+"""Audit commands: dememo audit mia|recover|certify|all MODEL_ARTIFACT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from dememo.audit.jobs import (
+    CertifyOptions,
+    MIAOptions,
+    RecoverOptions,
+    cached_report,
+    certify_job,
+    mia_job,
+    recover_job,
+)
+from dememo.audit.target import AuditTarget
+from dememo.cli.common import Artifacts, DataRoot, Device, app, console
+from dememo.errors import ConfigError
+from dememo.paths import artifact_root
+from dememo.runtime import resolve_device
+from dememo.store import ArtifactStore
+
+audit_app = typer.Typer(help="Audit how deep forgetting goes: membership inference, recovery, "
+                             "certified bounds.", no_args_is_help=True)  # fmt: skip
+app.add_typer(audit_app, name="audit")
+
+ModelArg = Annotated[Path, typer.Argument(help="A model or unlearned-model artifact directory.")]
+TargetClass = Annotated[int | None, typer.Option(help="Audit this class (class-level); default: the "
+                                                      "forget set, or the whole model.")]  # fmt: skip
+Seed = Annotated[int, typer.Option(help="Seed for set splits, attacks and noise.")]
+References = Annotated[list[str] | None, typer.Option("--reference", "-r", help=(
+    "Reference model as NAME=ARTIFACT (Before, RT, clean, ...), repeatable."))]  # fmt: skip
+Runs = Annotated[list[Path] | None, typer.Option("--run", help=(
+    "A run of the reference mechanism (retraining with another seed), for Theorem 2; "
+    "repeatable."))]  # fmt: skip
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--{what}: expected comma-separated numbers, got {text!r}") from None
+
+
+def _references(pairs: list[str], data_root: Path | None) -> dict[str, AuditTarget]:
+    refs = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--reference {pair!r}: expected NAME=ARTIFACT")
+        refs[name] = AuditTarget.from_artifact(path, data_root)
+    return refs
+
+
+def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(
+            *[f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in columns)]
+        )
+    console.print(table)
+
+
+def _identity(job: str, target: AuditTarget, options, extra: dict[str, str] | None = None) -> dict:
+    return {"job": job, "model": target.content, "options": options.model_dump(mode="json"), **(extra or {})}
+
+
+def _mia(target: AuditTarget, options: MIAOptions, device, references=()) -> dict[str, Any]:
+    result = mia_job(target, options, device, references)
+    return {"report": {"mia": result.to_dict()}, "plots": {"mia-roc.png": result}}
+
+
+def _recover(target, refs, options: RecoverOptions, device) -> dict[str, Any]:
+    result = recover_job(target, refs, options, device)
+    return {"report": {"recovery": result.to_dict()}, "plots": {"recovery.png": result}}
+
+
+def _certify(target, runs, options: CertifyOptions, device) -> dict[str, Any]:
+    result = certify_job(target, runs, options, device)
+    return {"report": {"certify": result.to_dict()}, "plots": {"certify.png": result}}
+
+
+def _show(path: Path, report: dict[str, Any], reused: bool) -> None:
+    if "mia" in report:
+        mia = report["mia"]
+        _print_rows(f"SVC member rate on {mia['target']}",
+                    [{"signal": k, "member rate": v} for k, v in mia["svc_rates"].items()])  # fmt: skip
+        _print_rows("ROC (members: target set, non-members: unseen test images)", mia["rocs"])
+    if "recovery" in report:
+        rec = report["recovery"]
+        rows = [{"model": c["name"],
+                 **{f"eta {e:g}": a for e, a in zip(c["etas"], c["accuracy"], strict=True)}}
+                for c in rec["curves"]]  # fmt: skip
+        _print_rows(f"recovered accuracy on {rec['eval_set']} (projection {rec['projection']}, "
+                    f"BN {rec['batchnorm']})", rows)  # fmt: skip
+    if "certify" in report:
+        cert = report["certify"]
+        rows = [{"eta": b["eta"], "lower": b["lower"] if b["lower"] is not None else
+                 f"abstain (N >= {b['needed_n_lower']})", "upper": b["upper"] if b["upper"] is not None
+                 else f"abstain (N >= {b['needed_n_upper']})", "q_lower": b["q_lower"],
+                 "q_upper": b["q_upper"]}
+                for b in cert["bounds"]]  # fmt: skip
+        _print_rows(f"Theorem 1 on {cert['metric']} of {cert['target_set']} (at theta_hat: "
+                    f"{cert['clean_value']:.4f}); upper holds w.p. >= q, lower w.p. >= 1 - q",
+                    rows)  # fmt: skip
+        if cert["transfer"]:
+            console.print(f"Theorem 2: {cert['transfer']['note']}")
+    console.print(f"{'reused' if reused else 'wrote'} report: {path}")
+
+
+@audit_app.command("mia")
+def mia_command(
+    model: ModelArg,
+    target_class: TargetClass = None,
+    max_shadow: Annotated[int, typer.Option(help="Shadow samples per side for the SVC.")] = 2000,
+    lira_ref: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help=(
+                "Reference model that trained on neither the target nor its unseen test samples (e.g. RT "
+                "for a forgotten class), for offline LiRA; repeatable."
+            )
+        ),
+    ] = None,  # fmt: skip
+    seed: Seed = 0,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """Membership inference: the paper's SVC member rates, class-threshold ROC, TPR at low FPR."""
+    target = AuditTarget.from_artifact(model, data_root)
+    refs = [AuditTarget.from_artifact(p, data_root) for p in lira_ref or []]
+    options = MIAOptions(target_class=target_class, max_shadow=max_shadow, seed=seed)
+    identity = _identity("mia", target, options, {f"lira{i}": r.content for i, r in enumerate(refs)})
+    store, dev = ArtifactStore(artifact_root(artifacts)), resolve_device(device)
+    _show(*cached_report(store, identity, lambda: _mia(target, options, dev, refs)))
+
+
+@audit_app.command("recover")
+def recover_command(
+    model: ModelArg,
+    target_class: TargetClass = None,
+    etas: Annotated[str, typer.Option(help="Comma-separated l2 radii.")] = "0,0.2,0.4,0.8,1.6",
+    projection: Annotated[str, typer.Option(help="ball (default) or sphere (PUE's code).")] = "ball",
+    batchnorm: Annotated[str, typer.Option(help="freeze or update BN running statistics.")] = "freeze",
+    epochs: Annotated[int | None, typer.Option(help="Override Table 7's epochs.")] = None,
+    reference: References = None,
+    seed: Seed = 0,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """Recovery attack: projected SGD within an l2 ball of radius eta; a curve over eta."""
+    target = AuditTarget.from_artifact(model, data_root)
+    refs = _references(reference or [], data_root)
+    options = RecoverOptions(target_class=target_class, etas=_floats(etas, "etas"), projection=projection,
+                             batchnorm=batchnorm, epochs=epochs, seed=seed)  # fmt: skip
+    identity = _identity("recover", target, options, {n: r.content for n, r in refs.items()})
+    store, dev = ArtifactStore(artifact_root(artifacts)), resolve_device(device)
+    _show(*cached_report(store, identity, lambda: _recover(target, refs, options, dev)))
+
+
+@audit_app.command("certify")
+def certify_command(
+    model: ModelArg,
+    target_class: TargetClass = None,
+    sigma: Annotated[float, typer.Option(help="Std of the Gaussian weight noise.")] = 0.01,
+    q: Annotated[float, typer.Option(help="Quantile level q of Theorem 1.")] = 0.7,
+    alpha: Annotated[float, typer.Option(help="Monte-Carlo error probability (confidence 1-alpha).")] = 0.01,
+    samples: Annotated[int, typer.Option(help="Monte-Carlo weight samples N.")] = 256,
+    etas: Annotated[str, typer.Option(help="Comma-separated radii eta.")] = "0,0.005,0.01,0.02",
+    run: Runs = None,
+    epsilon: Annotated[float, typer.Option(help="Theorem 2: epsilon of the indistinguishability.")] = 1.0,
+    zeta: Annotated[float, typer.Option(help="Theorem 2: zeta of the indistinguishability.")] = 0.01,
+    seed: Seed = 0,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """Certified bounds (Theorem 1) from Monte-Carlo weight noise; Theorem 2 with --run."""
+    target = AuditTarget.from_artifact(model, data_root)
+    runs = [AuditTarget.from_artifact(p, data_root) for p in run or []]
+    options = CertifyOptions(target_class=target_class, sigma=sigma, q=q, alpha=alpha, samples=samples,
+                             etas=_floats(etas, "etas"), epsilon=epsilon, zeta=zeta, seed=seed)  # fmt: skip
+    identity = _identity("certify", target, options, {f"run{i}": r.content for i, r in enumerate(runs)})
+    store, dev = ArtifactStore(artifact_root(artifacts)), resolve_device(device)
+    _show(*cached_report(store, identity, lambda: _certify(target, runs, options, dev)))
+
+
+@audit_app.command("all")
+def all_command(
+    model: ModelArg,
+    target_class: TargetClass = None,
+    reference: References = None,
+    epochs: Annotated[int | None, typer.Option(help="Recovery: override Table 7's epochs.")] = None,
+    seed: Seed = 0,
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """A report card for one model: MIA table, recovery curve and certified bounds (defaults)."""
+    target = AuditTarget.from_artifact(model, data_root)
+    refs = _references(reference or [], data_root)
+    mia = MIAOptions(target_class=target_class, seed=seed)
+    rec = RecoverOptions(target_class=target_class, epochs=epochs, seed=seed)
+    cert = CertifyOptions(target_class=target_class, seed=seed)
+    identity = {"job": "all", "model": target.content, "mia": mia.model_dump(mode="json"),
+                "recover": rec.model_dump(mode="json"), "certify": cert.model_dump(mode="json"),
+                **{n: r.content for n, r in refs.items()}}  # fmt: skip
+    dev = resolve_device(device)
+
+    def run_all() -> dict[str, Any]:
+        parts = [_mia(target, mia, dev), _recover(target, refs, rec, dev), _certify(target, [], cert, dev)]
+        return {"report": {k: v for p in parts for k, v in p["report"].items()},
+                "plots": {k: v for p in parts for k, v in p["plots"].items()}}  # fmt: skip
+
+    _show(*cached_report(ArtifactStore(artifact_root(artifacts)), identity, run_all))
