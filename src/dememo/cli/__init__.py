@@ -9,7 +9,7 @@ import sys
 
 from rich.console import Console
 
-from dememo.cli import audit, inspect, protection, training  # noqa: F401  (registers the commands)
+from dememo.cli import audit, inspect, llm, protection, training  # noqa: F401  (registers the commands)
 from dememo.cli.common import app
 from dememo.errors import DememoError
 
