@@ -66,13 +66,13 @@ def preset(scale: str, model: str | None = None) -> StudyConfig:
     if scale == "smoke":
         return StudyConfig(
             scale="smoke",
-            model=model or "tiny:32x2",
+            model=model or "tiny:16x2",
             train_per_task=8,
             test_per_task=8,
-            max_words=16,
+            max_words=12,
             recipe=LMRecipe(epochs=3, lr=3e-3, batch_size=8),
             unlearn={m: {"epochs": 1, "lr": 1e-3} for m in METHODS if m != "rt"},
-            etas=(0.0, 0.01, 0.03),
+            etas=(0.0, 0.02),
             attack_per_task=4,
             recovery=LMRecipe(epochs=1, lr=1e-3, batch_size=4),
         )

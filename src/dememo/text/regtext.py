@@ -76,17 +76,27 @@ def word_scores(
 
 
 def top_words(scores: dict[int, dict[str, float]], per_label: int) -> dict[int, list[str]]:
-    """The ``per_label`` best words of each label (ties by word), no word shared by two labels."""
+    """The ``per_label`` best words of each label (ties by word); labels take turns picking
+    their best word not yet taken, so no word serves two labels."""
     ranked = {c: sorted(s, key=lambda w: (-s[w], w)) for c, s in scores.items()}
+    position = dict.fromkeys(ranked, 0)
     taken: set[str] = set()
     chosen: dict[int, list[str]] = {c: [] for c in ranked}
-    for depth in range(max(len(r) for r in ranked.values())):  # round robin keeps labels fair
+    progress = True
+    while progress:
+        progress = False
         for c in sorted(ranked):
-            if depth < len(ranked[c]) and len(chosen[c]) < per_label and ranked[c][depth] not in taken:
-                chosen[c].append(ranked[c][depth])
-                taken.add(ranked[c][depth])
-        if all(len(v) == per_label for v in chosen.values()):
-            break
+            while len(chosen[c]) < per_label and position[c] < len(ranked[c]):
+                word = ranked[c][position[c]]
+                position[c] += 1
+                if word not in taken:
+                    chosen[c].append(word)
+                    taken.add(word)
+                    progress = True
+                    break
+    empty = [c for c, words in chosen.items() if not words]
+    if empty:
+        raise DataError(f"regtext: labels {empty} have no word of their own to plant")
     return chosen
 
 
