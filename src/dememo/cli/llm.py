@@ -22,16 +22,23 @@ def llm_study_command(
     out: Annotated[Path, typer.Option(help="Folder for results.json, table4.*, figure12.png.")] = Path(
         "llm-study"
     ),
+    lora_rank: Annotated[
+        int | None, typer.Option(min=1, help="Fine-tune with LoRA of this rank (merged).")
+    ] = None,
     artifacts: Artifacts = None,
     device: Device = "auto",
 ) -> None:
     """Fine-tune a causal LM on clean and RegText data, unlearn each task (RT, GA, NPO, FT),
     attack with recovery: Table 4 and Figure 12 of the SoK paper, on a small LM."""
     from dememo.lm.study import preset, run_study  # transformers loads only for this command
+    from dememo.lm.train import LMRecipe
 
     config = preset(scale, model)
     if tasks is not None:
         config = config.model_copy(update={"tasks": tuple(t.strip() for t in tasks.split(",") if t.strip())})
+    if lora_rank is not None:
+        recipe = LMRecipe.model_validate({**config.recipe.model_dump(), "lora_rank": lora_rank})
+        config = config.model_copy(update={"recipe": recipe})
     started = time.perf_counter()
     result = run_study(config, data=data, artifacts=artifact_root(artifacts), device=resolve_device(device))
     result.save(out)
