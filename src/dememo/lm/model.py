@@ -114,7 +114,7 @@ def load_lm(source: str = SMOLLM2, *, texts: list[str] | None = None, seed: int 
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra)
             model = transformers.AutoModelForCausalLM.from_pretrained(
-                folder, local_files_only=True, torch_dtype=torch.float32, **extra
+                folder, local_files_only=True, dtype=torch.float32, **extra
             )
         except (OSError, ValueError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

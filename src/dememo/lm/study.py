@@ -194,11 +194,12 @@ def run_study(
         e.prompt() for t in tasks for e in test[t]
     ]
 
-    def base() -> LanguageModel:
-        return load_lm(config.model, texts=vocabulary, seed=config.seed)
+    pretrained = load_lm(config.model, texts=vocabulary, seed=config.seed)  # loaded once, copied
 
-    first = base()
-    tokenizer, pad = first.tokenizer, first.tokenizer.pad_token_id
+    def base() -> LanguageModel:
+        return LanguageModel(copy.deepcopy(pretrained.model), pretrained.tokenizer, pretrained.source)
+
+    tokenizer, pad = pretrained.tokenizer, pretrained.tokenizer.pad_token_id
     enc = {
         name: {t: encode(ex[t], tokenizer) for t in tasks}
         for name, ex in (("clean", train), ("protected", protected), ("test", test))
@@ -224,7 +225,7 @@ def run_study(
     rows, curves = [], {}
     with make_progress() as bar:
         job = bar.add_task("LM study", total=2 + len(tasks) * (len(METHODS) + 1), status="")
-        clean_model = trained("clean", first)
+        clean_model = trained("clean", base())
         bar.advance(job)
         regtext_model = trained("protected", base())
         bar.advance(job)
