@@ -13,6 +13,7 @@ from dememo.cli import (  # noqa: F401  (registers the commands)
     audit,
     experiments,
     inspect,
+    llm,
     protection,
     training,
     unlearning,

@@ -1,0 +1,135 @@
+"""Fine-tuning a causal LM on instruction examples (full or LoRA), and the stored artifacts."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from dememo.errors import ConfigError, TrainingError
+from dememo.lm.batches import Batch, batches, nll
+from dememo.runtime import seed_everything
+from dememo.store import ArtifactStore
+
+LM_KIND = "lm"
+
+
+class LMRecipe(BaseModel):
+    """AdamW on the answer tokens' loss; ``lora_rank`` set: LoRA on the attention
+    projections, merged into the weights afterwards."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    lora_rank: int | None = Field(None, ge=1)
+    lora_alpha: float = 16.0
+
+
+def run_epochs(
+    model: nn.Module,
+    items: list,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    loss_fn: Callable[[nn.Module, Batch], torch.Tensor],
+    seed: int = 0,
+    weight_decay: float = 0.0,
+    grad_clip: float | None = 1.0,
+    what: str = "fine-tuning",
+    after_step: Callable[[], None] | None = None,
+) -> int:
+    """AdamW over shuffled batches of ``items`` for ``epochs``; returns the steps taken."""
+    if not items:
+        raise ConfigError(f"{what}: no examples")
+    seed_everything(seed)
+    rng = random.Random(seed)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    steps = 0
+    for _ in range(epochs):
+        for batch in batches(items, batch_size, pad_id, device, shuffle=True, rng=rng):
+            loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"{what}: loss became {float(loss)} at step {steps + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, grad_clip)
+            optimizer.step()
+            if after_step is not None:
+                after_step()
+            steps += 1
+    return steps
+
+
+def finetune(
+    model: nn.Module, items: list, recipe: LMRecipe, *, pad_id: int, device: torch.device, seed: int = 0
+) -> nn.Module:
+    """``model`` fine-tuned on ``items`` (in place for full fine-tuning; LoRA is merged)."""
+    if recipe.lora_rank is None:
+        run_epochs(
+            model,
+            items,
+            epochs=recipe.epochs,
+            lr=recipe.lr,
+            batch_size=recipe.batch_size,
+            pad_id=pad_id,
+            device=device,
+            loss_fn=nll,
+            seed=seed,
+            weight_decay=recipe.weight_decay,
+            grad_clip=recipe.grad_clip,
+        )
+        return model
+    try:
+        import peft
+    except ImportError:
+        raise ConfigError("LoRA needs peft (pip install peft==0.21.2)") from None
+    lora = peft.LoraConfig(
+        r=recipe.lora_rank,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "v_proj"],
+        task_type="CAUSAL_LM",
+    )
+    wrapped = peft.get_peft_model(model, lora)
+    run_epochs(
+        wrapped,
+        items,
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        batch_size=recipe.batch_size,
+        pad_id=pad_id,
+        device=device,
+        loss_fn=nll,
+        seed=seed,
+        weight_decay=recipe.weight_decay,
+        grad_clip=recipe.grad_clip,
+        what="LoRA fine-tuning",
+    )
+    return wrapped.merge_and_unload()
+
+
+def save_lm(store: ArtifactStore, config: dict[str, Any], model: nn.Module, metrics: dict[str, Any]) -> None:
+    store.save(LM_KIND, config, dict(model.state_dict()), metrics)
+
+
+def load_lm_weights(store: ArtifactStore, config: dict[str, Any], model: nn.Module) -> dict[str, Any] | None:
+    """Load the stored weights for ``config`` into ``model``; their metrics, or None when not stored."""
+    artifact = store.load(LM_KIND, config)
+    if artifact is None:
+        return None
+    model.load_state_dict(artifact.tensors)
+    return artifact.metrics

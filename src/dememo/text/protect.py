@@ -1,0 +1,65 @@
+"""Text protectors: a sibling of ``dememo.protect`` for text.
+
+The image protocol (``Protector.generate(ImageSet, indices) -> Perturbation`` of pixel
+values) cannot hold word edits, so text methods have their own small protocol and
+registry: a protector maps (texts, labels) to protected texts plus what it did.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from dememo.errors import ConfigError, DataError
+from dememo.registry import Registry
+
+
+class TextProtectConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 0
+
+
+@dataclass
+class ProtectedText:
+    texts: list[str]
+    edits: list[int]  # words inserted or replaced per text
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class TextProtector(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Config: ClassVar[type[TextProtectConfig]] = TextProtectConfig
+
+    def __init__(self, config: TextProtectConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def protect(self, texts: list[str], labels: list[int]) -> ProtectedText:
+        """Protected versions of ``texts`` (same order); ``labels`` are their classes."""
+
+
+TEXT_PROTECTORS: Registry[type[TextProtector]] = Registry("text protection method")
+
+
+def register_text_protector(cls: type[TextProtector]) -> type[TextProtector]:
+    return TEXT_PROTECTORS.register(cls.name)(cls)
+
+
+def protect_text(method: str, texts: list[str], labels: list[int], **options: object) -> ProtectedText:
+    """Validate ``options`` for ``method`` and protect ``texts``."""
+    cls = TEXT_PROTECTORS.get(method)
+    try:
+        config = cls.Config(**options)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{method}: invalid options ({problems})") from None
+    if len(texts) != len(labels):
+        raise DataError(f"{method}: {len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise DataError(f"{method}: no texts to protect")
+    return cls(config).protect(list(texts), list(labels))

