@@ -79,12 +79,18 @@ def new_model(config: TrainConfig, train_set: ImageSet) -> nn.Module:
 
 def model_from_artifact(artifact: Artifact, train_set: ImageSet) -> nn.Module:
     """Rebuild the architecture named in the manifest and load its weights."""
-    config = stored_config(artifact)
+    return model_with_weights(stored_config(artifact), artifact.tensors, train_set, artifact.path)
+
+
+def model_with_weights(
+    config: TrainConfig, weights: dict[str, torch.Tensor], train_set: ImageSet, source: object
+) -> nn.Module:
+    """``config``'s architecture holding ``weights`` (one-line error naming ``source`` if they misfit)."""
     model = new_model(config, train_set)
     try:
-        model.load_state_dict(artifact.tensors)
+        model.load_state_dict(weights)
     except RuntimeError as error:
-        raise ArtifactError(f"{artifact.path}: weights do not fit model {config.model!r}") from error
+        raise ArtifactError(f"{source}: weights do not fit model {config.model!r}") from error
     return model
 
 

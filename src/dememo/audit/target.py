@@ -12,8 +12,8 @@ from torch import nn
 from dememo.data import load_dataset
 from dememo.data.imageset import ImageSet
 from dememo.errors import ArtifactError, ConfigError, DataError
-from dememo.pipeline import TrainConfig, model_from_artifact, test_split, training_split
-from dememo.store import Artifact, ArtifactStore
+from dememo.pipeline import TrainConfig, model_with_weights, test_split, training_split
+from dememo.store import ArtifactStore
 
 UNLEARNED_KIND = "unlearned"  # dememo.unlearn's artifacts: weights plus index.forget / index.retain
 INDEX_PREFIX = "index."
@@ -53,7 +53,7 @@ class AuditTarget:
         dataset = load_dataset(config.dataset, data_root)
         train = training_split(config, dataset)
         weights = {k: v for k, v in stored.tensors.items() if not k.startswith(INDEX_PREFIX)}
-        model = model_from_artifact(Artifact(stored.path, {**manifest, "config": raw_config}, weights), train)
+        model = model_with_weights(config, weights, train, stored.path)
         index = {k[len(INDEX_PREFIX) :]: v for k, v in stored.tensors.items() if k.startswith(INDEX_PREFIX)}
         name = f"{manifest['config'].get('method', config.model)}/{manifest['config_hash'][:8]}"
         return cls(model, train, test_split(config, dataset), name, raw_config,

@@ -19,7 +19,13 @@ from torch import nn
 from dememo.data.imageset import Dataset, ImageSet
 from dememo.data.scenarios import Scenario, ScenarioSettings, build_scenario
 from dememo.errors import ArtifactError, ConfigError
-from dememo.pipeline import TrainConfig, model_from_artifact, new_model, test_split, training_split
+from dememo.pipeline import (
+    TrainConfig,
+    model_from_artifact,
+    model_with_weights,
+    test_split,
+    training_split,
+)
 from dememo.protect.jobs import PERTURBATION_KIND
 from dememo.protect.perturbation import Perturbation
 from dememo.runtime import Precision
@@ -125,12 +131,8 @@ def load_unlearned(artifact: Artifact, data: ImageSet) -> tuple[nn.Module, torch
     if artifact.manifest.get("kind") != UNLEARNED_KIND:
         raise ArtifactError(f"{artifact.path}: not an unlearned-model artifact")
     config = TrainConfig.model_validate(artifact.manifest["config"]["parent_config"])
-    model = new_model(config, data)
     weights = {k: v for k, v in artifact.tensors.items() if not k.startswith(INDEX_PREFIX)}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        raise ArtifactError(f"{artifact.path}: weights do not fit model {config.model!r}") from error
+    model = model_with_weights(config, weights, data, artifact.path)
     return model, artifact.tensors[f"{INDEX_PREFIX}forget"], artifact.tensors[f"{INDEX_PREFIX}retain"]
 
 
