@@ -76,7 +76,9 @@ def protect_eval_command(
     ratio: Annotated[float, typer.Option(help="Poisoning ratio: share of training samples protected.")] = 1.0,
     train_per_class: Annotated[int | None, typer.Option(help="First N training images per class.")] = None,
     test_per_class: Annotated[int | None, typer.Option(help="First N test images per class.")] = None,
-    preset: Annotated[str, typer.Option(help="Method options: paper (official defaults) or cpu.")] = "paper",
+    preset: Annotated[
+        str, typer.Option(help="Method options: paper (official defaults), paper-tue-combined or cpu.")
+    ] = "paper",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     option: OptionPairs = None,
     out: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
