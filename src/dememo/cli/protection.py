@@ -15,6 +15,7 @@ from dememo.data.augment import Augment
 from dememo.paths import artifact_root
 from dememo.protect import PROTECTORS
 from dememo.protect.evaluate import evaluate_protection, results_markdown
+from dememo.protect.export import check_export_target, export_release, release_manifest
 from dememo.protect.jobs import protect_or_load
 from dememo.protect.presets import preset_options
 from dememo.runtime import resolve_device
@@ -35,6 +36,10 @@ def protect_command(
     classes: Annotated[str | None, typer.Option(help="Only these classes, e.g. 0,1,2.")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     option: OptionPairs = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Also write the release as PNG folders train/<class>/, test/<class>/ + manifest."),
+    ] = None,
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
     device: Device = "auto",
@@ -51,6 +56,8 @@ def protect_command(
         options["budget"] = budget
     if classes is not None:
         options["classes"] = tuple(int(c) for c in classes.split(","))
+    if export is not None:
+        check_export_target(export)  # before spending time on generation
     data = load_dataset(dataset, data_root)
     train_set = data.train.head(train_per_class)
     result = protect_or_load(method, data, train_set, ArtifactStore(artifact_root(artifacts)),
@@ -63,6 +70,12 @@ def protect_command(
     )
     state = "reused stored perturbation" if result.reused else "saved perturbation"
     console.print(f"{state}: {result.artifact.path}")
+    if export is not None:
+        released = result.perturbation.apply(train_set)
+        export_release(export, released, data.test, release_manifest(result, data.name))
+        console.print(
+            f"exported {len(released)} protected training and {len(data.test)} test images to {export}"
+        )
 
 
 @app.command("protect-eval")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 
@@ -27,13 +29,25 @@ class ProtectedData:
         return self.artifact.manifest["config_hash"]
 
 
+def data_fingerprint(data: ImageSet) -> str:
+    """SHA-256 of a split's pixels, labels and class names: two image folders that share a
+    name (or a dataset whose files changed) never share a perturbation."""
+    digest = hashlib.sha256(json.dumps(list(data.classes)).encode())
+    digest.update(str(tuple(data.images.shape)).encode())
+    digest.update(data.images.contiguous().numpy().tobytes())
+    digest.update(data.labels.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def protect_job_config(
-    method: str, dataset: str, train_per_class: int | None, precision: Precision, **options: object
-) -> dict:
+    method: str, dataset: str, train_set: ImageSet, train_per_class: int | None, precision: Precision,
+    **options: object,
+) -> dict:  # fmt: skip
     """The identity of a perturbation: method, full validated options, precision and the data."""
     config = make_config(method, **options)
     return {"method": method, "dataset": dataset, "train_per_class": train_per_class,
-            "precision": precision, "options": config.model_dump(mode="json")}  # fmt: skip
+            "data_sha256": data_fingerprint(train_set), "precision": precision,
+            "options": config.model_dump(mode="json")}  # fmt: skip
 
 
 def protect_or_load(
@@ -48,7 +62,7 @@ def protect_or_load(
     **options: object,
 ) -> ProtectedData:
     """Reuse the stored perturbation for this config, or generate and store it atomically."""
-    job = protect_job_config(method, dataset.name, train_per_class, precision, **options)
+    job = protect_job_config(method, dataset.name, train_set, train_per_class, precision, **options)
     stored = store.load(PERTURBATION_KIND, job)
     if stored is not None:
         return ProtectedData(Perturbation.from_artifact(stored), stored, reused=True)
