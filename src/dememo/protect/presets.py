@@ -25,7 +25,7 @@ PRESETS: dict[str, dict[str, dict[str, object]]] = {
         "pue": {"surrogate": "tinycnn", "train_draws": 2, "noise_draws": 1, "max_rounds": 15},
         "tap": {"surrogate": "fastnet", "surrogate_recipe": "fast", "steps": 40, "restarts": 1,
                 "step_fraction": 0.1},
-        "tue": {"surrogate": "tinycnn"},  # ssl_weight 0: the encoder is not used, full schedule
+        "tue": {"surrogate": "tinycnn", "rounds": 4, "pgd_steps": 5},
     },
 }  # fmt: skip
 
