@@ -100,16 +100,17 @@ def test_pue_sigma_levels_and_weight_noise(digits):
     pue.generator = torch.Generator().manual_seed(0)
     model = build_model("tinycnn", 1, 10, (8, 8)).eval()
     x, y = digits.train.images[:64].float() / 255, digits.train.labels[:64]
-    plain = pue._averaged_loss(model, x, y, 0.0, 10)
     with torch.no_grad():
-        assert float(pue._averaged_loss(model, x, y, 0.0, 10)) == float(plain)
-        assert float(pue._averaged_loss(model, x, y, 0.25, 10)) != float(plain)
+        (unperturbed,) = pue._weight_draws(model, 0.0, 10)  # sigma 0: the model's own weights, once
+        plain = float(pue._loss(model, unperturbed, x, y))
+        noisy = [float(pue._loss(model, params, x, y)) for params in pue._weight_draws(model, 0.25, 3)]
+    assert len(noisy) == 3 and len(set(noisy)) == 3 and plain not in noisy
 
 
 def test_tap_pushes_the_surrogate_towards_the_next_class(digits):
     """Targeted noise (y+1 mod C) against the clean surrogate, rebuilt here from the same seed."""
     p = protect("tap", digits.train, surrogate="tinycnn", surrogate_recipe="quick", steps=30, restarts=1,
-                budget=64 / 255, step_fraction=0.1, augment={"crop_padding": 0, "flip": False})  # fmt: skip
+                budget=64 / 255, step_fraction=0.1, max_shift=0, flip=False)  # fmt: skip
     seed_everything(0)
     model = build_model("tinycnn", 1, 10, (8, 8), *digits.train.channel_stats())
     train(model, digits.train, get_recipe("quick"), seed=0)
@@ -122,11 +123,11 @@ def test_tap_pushes_the_surrogate_towards_the_next_class(digits):
     assert hit_rate(p.apply(digits.train).images) > 0.2
 
 
-def test_csd_gradient_also_shrinks_within_class_spread():
+def test_csd_spread_gradient_option_also_shrinks_within_class_spread():
     torch.manual_seed(0)
     noise = torch.randn(20, 3, 4, 4, requires_grad=True)
     labels = torch.tensor([0] * 10 + [1] * 10)
-    class_separability(noise, labels).backward()
+    class_separability(noise, labels, spread_gradient=True).backward()
     with torch.no_grad():
         stepped = noise - 0.1 * noise.grad
         flat, centered = stepped.flatten(1), noise.flatten(1)

@@ -296,13 +296,16 @@ def test_ar_gives_up_with_a_clear_error(monkeypatch, rgb):
 # --- CUDA -----------------------------------------------------------------------------------------
 
 
-def test_cuda_filters_are_centre_heavy_and_sum_to_one():
-    filters = make_filters(5, 3, 3, 0.3, torch.Generator().manual_seed(0))
-    assert filters.shape == (5, 3, 3, 3) and (filters >= 0).all()
-    assert torch.allclose(filters.sum((-2, -1)), torch.ones(5, 3, dtype=torch.float64))
-    centre = filters[..., 1, 1]
-    assert (filters.flatten(2) <= 0.3 * centre[..., None] + 1e-12).sum(2).eq(8).all()
-    assert not torch.equal(filters[0], filters[1])
+def test_cuda_kernels_have_one_unit_entry_at_a_random_spot_and_no_normalisation():
+    """As in the official final_filter_unlearnable.py: U(0, blur) entries, one 1.0 per class at a
+    random position (not always the centre), one kernel for all channels, no sum normalisation."""
+    filters = make_filters(40, 3, 0.3, torch.Generator().manual_seed(0))
+    assert filters.shape == (40, 3, 3)
+    flat = filters.flatten(1)
+    assert (flat == 1.0).sum(1).eq(1).all() and ((flat < 1.0) <= (flat <= 0.3)).all()
+    spots = set(flat.argmax(1).tolist())
+    assert len(spots) > 3  # the unit entry moves between classes
+    assert not torch.allclose(flat.sum(1), torch.ones(40, dtype=torch.float64))
 
 
 def test_cuda_blurs_with_one_filter_per_class():
@@ -324,6 +327,9 @@ def test_cuda_blurs_with_one_filter_per_class():
         assert not outside.any()
     assert torch.equal(response[0], response[1]) and torch.equal(response[3], response[4])
     assert not torch.equal(response[0], response[3])
-    for n in (2, 5):  # filters sum to 1: constant stays constant, except where zero padding reaches
-        assert (released[n, :, 1:-1, 1:-1] == 128).all()
-        assert (released[n, :, 0, 0] < 128).all()
+    for n in spots:  # one kernel for all channels; each image divided by its own maximum
+        assert torch.equal(response[n][0], response[n][1]) and torch.equal(response[n][0], response[n][2])
+        assert int(response[n].max()) == 255
+    for n in (2, 5):  # a constant image: interior at the image's maximum, darker where padding reaches
+        assert (released[n, :, 1:-1, 1:-1] == 255).all()
+        assert (released[n, :, 0, 0] < 255).all()

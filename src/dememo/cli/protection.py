@@ -31,6 +31,7 @@ from dememo.paths import artifact_root
 from dememo.protect import PROTECTORS
 from dememo.protect.base import make_config
 from dememo.protect.evaluate import evaluate_protection, results_markdown
+from dememo.protect.export import check_export_target, export_release, release_manifest
 from dememo.protect.jobs import protect_or_load
 from dememo.protect.presets import preset_options
 from dememo.runtime import resolve_device
@@ -70,6 +71,10 @@ def protect_command(
     classes: Annotated[str | None, typer.Option(help="Only these classes, e.g. 0,1,2.")] = None,
     seed: Seed = 0,
     option: OptionPairs = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Also write the release as PNG folders train/<class>/, test/<class>/ + manifest."),
+    ] = None,
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
     device: Device = "auto",
@@ -87,6 +92,8 @@ def protect_command(
                      **{key: value for key, value in named.items() if value is not None})  # fmt: skip
     options.update({key: value for key, value in named.items() if value is not None})
     check_writable(artifact_root(artifacts))
+    if export is not None:
+        check_export_target(export)  # before spending time on generation
     data = load_dataset(dataset, data_root)
     train_set = data.train.head(train_per_class)
     result = protect_or_load(method, data, train_set, ArtifactStore(artifact_root(artifacts)),
@@ -99,6 +106,12 @@ def protect_command(
     )
     state = "reused stored perturbation" if result.reused else "saved perturbation"
     console.print(f"{state}: {result.artifact.path}")
+    if export is not None:
+        released = result.perturbation.apply(train_set)
+        export_release(export, released, data.test, release_manifest(result, data.name))
+        console.print(
+            f"exported {len(released)} protected training and {len(data.test)} test images to {export}"
+        )
 
 
 @app.command("protect-eval")
@@ -112,7 +125,9 @@ def protect_eval_command(
     ratio: Annotated[float, typer.Option(help="Poisoning ratio: share of training samples protected.")] = 1.0,
     train_per_class: TrainPerClass = None,
     test_per_class: TestPerClass = None,
-    preset: Annotated[str, typer.Option(help="Method options: paper (official defaults) or cpu.")] = "paper",
+    preset: Annotated[
+        str, typer.Option(help="Method options: paper (official defaults), paper-tue-combined or cpu.")
+    ] = "paper",
     seed: Seed = 0,
     option: OptionPairs = None,
     out: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,

@@ -26,7 +26,8 @@ Not reproduced: the reference ships fixed coefficient sets found with an extra d
 (each new process must give a large matched-filter response against all earlier ones); here the sets
 are drawn from ``seed``, so a different seed is a different key. If the scaled noise exceeds 1 in
 some pixel (only for very large ``l2_norm`` on tiny images) it is clipped to the pixel range.
-The Perturbation's ``budget`` is the largest |value| used (an l2 method has no l_inf budget; the
+The Perturbation's ``budget`` is the largest |value| used, and releases round to the nearest level
+without clipping to it (an l2 method has no l_inf budget; the
 ``budget`` option is unused).
 """
 
@@ -122,6 +123,7 @@ class AutoregressivePerturbation(Protector):
         return Perturbation(
             self.name, "additive", indices, torch.arange(len(indices)), values, len(data), used,
             config={**cfg.model_dump(), "redraws": redraws, "linf_used": used},
+            linf_bound=False,
         )  # fmt: skip
 
     def _draw_process(

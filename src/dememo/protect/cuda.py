@@ -1,20 +1,21 @@
 """CUDA: convolution-based unlearnable datasets (Sadasivan et al., "CUDA: Convolution-based
 Unlearnable Datasets", CVPR 2023).
 
-Implemented from the paper's description only: the official code is under a licence that forbids
-copying it, and it was not read. Gradient-free and class-wise, but not norm-bounded: every class gets
-its own random blur, generated from a private key (``seed``), and every covered image of the class is
-blurred with it. Per class and per channel a ``kernel_size`` x ``kernel_size`` filter has entries
-drawn from U(0, ``blur_parameter``), the centre entry set to 1.0, and is normalised to sum 1
-(0.3 and 3 x 3 are the CIFAR-10/100 settings; a larger ``blur_parameter`` blurs more). Each image is
-convolved channel-wise with its class's filters, zero "same" padding, and clamped to [0, 1].
-
-These filter details (uniform range, centre 1.0, sum-1 normalisation, per-channel filters, zero
-padding) follow our reading of the paper and were NOT checked against the reference code.
+Gradient-free and class-wise, but not norm-bounded: every class gets its own random blur, generated
+from a private key (``seed``), and every covered image of the class is blurred with it. The
+behaviour follows the official code (vinusankars/Convolution-based-Unlearnability,
+``final_filter_unlearnable.py``), read to check it; this code is written independently:
+- per class, one ``kernel_size`` x ``kernel_size`` kernel with entries drawn from
+  U(0, ``blur_parameter``) and one entry, at a random position drawn per class, set to 1.0
+  (0.3 and 3 x 3 are the CIFAR-10/100 settings; a larger ``blur_parameter`` blurs more);
+- the same kernel serves every channel (a depthwise convolution, zero "same" padding, no bias);
+- the kernel is not normalised; instead each blurred image is divided by its own maximum over all
+  channels and pixels, then clamped to [0, 1] (an all-black image stays black).
 
 The blur is expressed as an additive Perturbation with one row per sample, ``blurred - clean``,
 under ``budget`` 1.0 (the method has no norm budget; the ``budget`` option is unused). The
-reference's ``mix`` (share of the training set poisoned) is the common ``fraction`` option.
+reference's ``mix`` (share of the training set poisoned) is the common ``fraction`` option; the
+reference truncates to uint8 where releases here round to the nearest level.
 """
 
 from __future__ import annotations
@@ -42,21 +43,25 @@ class CUDAConfig(ProtectConfig):
         return value
 
 
-def make_filters(
-    num_classes: int, channels: int, kernel_size: int, blur_parameter: float, generator: torch.Generator
-) -> torch.Tensor:
-    """(K, C, k, k) float64 filters: U(0, blur_parameter) entries, centre 1, each summing to 1."""
-    shape = (num_classes, channels, kernel_size, kernel_size)
-    filters = torch.rand(shape, generator=generator, dtype=torch.float64) * blur_parameter
-    filters[..., kernel_size // 2, kernel_size // 2] = 1.0
-    return filters / filters.sum(dim=(-2, -1), keepdim=True)
+def make_filters(num_classes: int, kernel_size: int, blur_parameter: float,
+                 generator: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """(K, k, k) float64 kernels: U(0, blur_parameter) entries, one entry per class set to 1.0 at a
+    random position, not normalised."""
+    filters = torch.rand(num_classes, kernel_size, kernel_size, generator=generator, dtype=torch.float64)
+    filters *= blur_parameter
+    spots = torch.randint(kernel_size * kernel_size, (num_classes,), generator=generator)
+    filters.view(num_classes, -1)[torch.arange(num_classes), spots] = 1.0
+    return filters
 
 
-def blur(images: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """Channel-wise convolution of (N, C, H, W) images in [0, 1] with (C, k, k) filters, clamped."""
-    channels, size, _ = filters.shape
-    weight = filters.to(images.dtype).unsqueeze(1)  # (C, 1, k, k), one filter per channel
-    return F.conv2d(images, weight, padding=size // 2, groups=channels).clamp(0, 1)
+def blur(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images in [0, 1] convolved channel-wise with one (k, k) kernel, each result
+    divided by its own maximum, clamped to [0, 1]."""
+    channels, size = images.shape[1], kernel.shape[-1]
+    weight = kernel.to(images.dtype).expand(channels, 1, size, size)  # the same kernel for every channel
+    out = F.conv2d(images, weight, padding=size // 2, groups=channels)
+    peak = out.flatten(1).amax(1).view(-1, 1, 1, 1)
+    return torch.where(peak > 0, out / peak.clamp_min(1e-12), out).clamp(0, 1)
 
 
 @register_protector
@@ -68,9 +73,7 @@ class ConvolutionUnlearnable(Protector):
     def generate(self, data: ImageSet, indices: torch.Tensor) -> Perturbation:
         cfg = self.config
         generator = torch.Generator().manual_seed(cfg.seed)
-        filters = make_filters(
-            data.num_classes, data.channels, cfg.kernel_size, cfg.blur_parameter, generator
-        )
+        filters = make_filters(data.num_classes, cfg.kernel_size, cfg.blur_parameter, generator)
         indices = indices.cpu()
         labels = data.labels[indices]
         values = torch.empty(len(indices), *data.images.shape[1:])

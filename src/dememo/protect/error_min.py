@@ -13,7 +13,10 @@ stop check is fused into that pass (the surrogate is fixed during it, so the
 accuracy of the freshly updated noise is exactly the reference's separate
 evaluation pass). Class-wise (UE-c): one step per batch from each sample's class
 noise, then the class noise becomes the batch mean of its samples' results;
-noise updates and the stop check use a stratified ``noise_subset`` (20%).
+noise updates and the stop check use a stratified ``noise_subset`` (20%), and
+rounds stop once the surrogate's accuracy on that subset, with the updated class
+noise, reaches ``stop_accuracy`` 90% (the official README's class-wise command
+passes ``--universal_stop_error 0.1``; the sample-wise one stops at 99%).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class MinMinConfig(ProtectConfig):
 
 class ClassWiseConfig(MinMinConfig):
     pgd_steps: int = 1
+    stop_accuracy: float = 0.9  # official class-wise command: --universal_stop_error 0.1
     noise_subset: float = 0.2  # stratified share of samples used for noise updates and the stop check
 
 

@@ -30,7 +30,8 @@ class ProtectedData:
 def protect_job_config(
     method: str, dataset: str, train_per_class: int | None, precision: Precision, **options: object
 ) -> dict:
-    """The identity of a perturbation: method, full validated options, precision and the data."""
+    """The identity of a perturbation before the data is read: method, full validated options,
+    precision, dataset name and subset size. ``protect_or_load`` adds the data's fingerprint."""
     config = make_config(method, **options)
     return {"method": method, "dataset": dataset, "train_per_class": train_per_class,
             "precision": precision, "options": config.model_dump(mode="json")}  # fmt: skip

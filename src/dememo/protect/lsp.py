@@ -21,7 +21,8 @@ below that largest value makes the norm of the clipped samples smaller than the 
 Other differences from the reference: ``make_classification`` is seeded (``random_state`` from
 ``seed``; the reference uses the global numpy state) and draws ``num_classes * n`` samples, with ``n``
 the largest number of covered samples of one class, so unbalanced classes are served too; releases
-round to uint8 rather than truncate.
+round to the nearest uint8 level (never clipped to a whole number of levels, see Perturbation)
+rather than truncate.
 """
 
 from __future__ import annotations
@@ -103,4 +104,5 @@ class LinearSeparablePerturbation(Protector):
         return Perturbation(
             self.name, "additive", indices, torch.arange(len(indices)), values, len(data), used,
             config={**cfg.model_dump(), "l2_norm": target, "linf_used": used},
+            linf_bound=False,
         )  # fmt: skip

@@ -10,8 +10,14 @@ methods have one row per sample, class-wise methods one row per class.
 - ``mode="replace"``: ``values`` are pixel values in [0, 1] that replace the
   image wherever ``mask`` is true (OPS).
 
-Releases are uint8, as real released images are: ``apply`` quantizes, and the
-quantized additive delta never exceeds the budget.
+Releases are uint8, as real released images are: ``apply`` rounds each additive
+delta to the nearest level. When ``budget`` is an l_inf guarantee (``linf_bound``,
+the PGD methods) the quantized delta is also kept within it, which can cost up to
+one level where the budget is not a whole number of levels. LSP and AR are l2
+methods whose ``budget`` only records the largest |value| used
+(``linf_bound=False``): their releases are rounded without that clip, so every
+released pixel is within half a level of ``clean + delta`` (before the [0, 255]
+clamp).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class Perturbation:
     budget: float | None = None  # l_inf bound of additive values
     mask: torch.Tensor | None = None  # (G, 1, H, W) bool, for mode="replace"
     config: dict[str, Any] = field(default_factory=dict)
+    linf_bound: bool = True  # False: budget is the largest |value|, not a bound to keep after rounding
 
     def __post_init__(self) -> None:
         if self.mode not in ("additive", "replace"):
@@ -81,8 +88,11 @@ class Perturbation:
         """``values`` on the uint8 grid: integer deltas within budget, or uint8 pixels."""
         if self.mode == "replace":
             return torch.round(self.values.clamp(0, 1) * 255)
+        levels = torch.round(self.values * 255)
+        if not self.linf_bound:
+            return levels
         limit = math.floor(self.budget * 255 + 1e-6)
-        return torch.round(self.values * 255).clamp(-limit, limit)
+        return levels.clamp(-limit, limit)
 
     def apply(self, data: ImageSet, name: str | None = None) -> ImageSet:
         """The protected release: covered samples perturbed, quantized to uint8."""
@@ -110,11 +120,12 @@ class Perturbation:
 
     def metadata(self) -> dict[str, Any]:
         return {"method": self.method, "mode": self.mode, "num_samples": self.num_samples,
-                "budget": self.budget, "config": self.config}  # fmt: skip
+                "budget": self.budget, "linf_bound": self.linf_bound, "config": self.config}  # fmt: skip
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> Perturbation:
         meta = artifact.manifest["metrics"]["perturbation"]
         t = artifact.tensors
         return cls(meta["method"], meta["mode"], t["indices"], t["groups"], t["values"],
-                   meta["num_samples"], meta["budget"], t.get("mask"), meta["config"])  # fmt: skip
+                   meta["num_samples"], meta["budget"], t.get("mask"), meta["config"],
+                   meta.get("linf_bound", True))  # fmt: skip

@@ -101,12 +101,16 @@ class ContrastiveEncoder(nn.Module):
         return self.head(self.backbone(x))
 
 
-def class_separability(noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def class_separability(
+    noise: torch.Tensor, labels: torch.Tensor, spread_gradient: bool = False
+) -> torch.Tensor:
     """Davies-Bouldin-like CSD of the noise grouped by class (lower: more separable).
 
     mean over class pairs i != j of (s_i + s_j + 1e-5) / (d_ij + 1e-5), with s_c the
     mean distance of class c's noise to its mean and d_ij the distance of the class
-    means. Unlike the reference code, gradients flow through s_c as well.
+    means. As in the official code (renjie3/TUE, ``get_linear_noise_csd_loss``), the
+    spreads s_c are constants for the gradient, which flows through the class means
+    only; ``spread_gradient=True`` lets it flow through s_c as well.
     """
     flat = noise.flatten(1)
     classes, inverse = torch.unique(labels, return_inverse=True)
@@ -117,6 +121,8 @@ def class_separability(noise: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     counts = onehot.sum(0)
     means = onehot.T @ flat / counts[:, None]
     spread = (onehot.T @ (flat - means[inverse]).norm(dim=1)) / counts
+    if not spread_gradient:
+        spread = spread.detach()
     distance = torch.cdist(means, means)
     ratio = (spread[:, None] + spread[None, :] + 1e-5) / (distance + 1e-5)
     off_diagonal = ~torch.eye(k, dtype=torch.bool, device=flat.device)
