@@ -78,21 +78,27 @@ def finetune(
     model: nn.Module, items: list, recipe: LMRecipe, *, pad_id: int, device: torch.device, seed: int = 0
 ) -> nn.Module:
     """``model`` fine-tuned on ``items`` (in place for full fine-tuning; LoRA is merged)."""
-    if recipe.lora_rank is None:
-        run_epochs(
-            model,
-            items,
-            epochs=recipe.epochs,
-            lr=recipe.lr,
-            batch_size=recipe.batch_size,
-            pad_id=pad_id,
-            device=device,
-            loss_fn=nll,
-            seed=seed,
-            weight_decay=recipe.weight_decay,
-            grad_clip=recipe.grad_clip,
-        )
-        return model
+    lora = recipe.lora_rank is not None
+    trained = with_lora(model, recipe) if lora else model
+    run_epochs(
+        trained,
+        items,
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        batch_size=recipe.batch_size,
+        pad_id=pad_id,
+        device=device,
+        loss_fn=nll,
+        seed=seed,
+        weight_decay=recipe.weight_decay,
+        grad_clip=recipe.grad_clip,
+        what="LoRA fine-tuning" if lora else "fine-tuning",
+    )
+    return trained.merge_and_unload() if lora else trained
+
+
+def with_lora(model: nn.Module, recipe: LMRecipe) -> nn.Module:
+    """``model`` wrapped with LoRA adapters of ``recipe.lora_rank`` on the attention q/v projections."""
     try:
         import peft
     except ImportError:
@@ -104,22 +110,7 @@ def finetune(
         target_modules=["q_proj", "v_proj"],
         task_type="CAUSAL_LM",
     )
-    wrapped = peft.get_peft_model(model, lora)
-    run_epochs(
-        wrapped,
-        items,
-        epochs=recipe.epochs,
-        lr=recipe.lr,
-        batch_size=recipe.batch_size,
-        pad_id=pad_id,
-        device=device,
-        loss_fn=nll,
-        seed=seed,
-        weight_decay=recipe.weight_decay,
-        grad_clip=recipe.grad_clip,
-        what="LoRA fine-tuning",
-    )
-    return wrapped.merge_and_unload()
+    return peft.get_peft_model(model, lora)
 
 
 def save_lm(store: ArtifactStore, config: dict[str, Any], model: nn.Module, metrics: dict[str, Any]) -> None:
