@@ -68,6 +68,14 @@ class LMUnlearner(ABC):
     def run(self, model: nn.Module, forget: list, retain: list, context: LMContext) -> nn.Module:
         """The unlearned model (``model`` edited in place, or a new one for RT)."""
 
+    def descend(self, model: nn.Module, items: list, loss_fn: Callable, context: LMContext) -> nn.Module:
+        """``self.config.epochs`` of AdamW on ``loss_fn`` over ``items``, in place."""
+        c = self.config
+        run_epochs(model, items, epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, pad_id=context.pad_id,
+                   device=context.device, loss_fn=loss_fn, seed=c.seed,
+                   what=f"{self.name.upper()} unlearning")  # fmt: skip
+        return model
+
 
 LM_UNLEARNERS: Registry[type[LMUnlearner]] = Registry("LM unlearning method")
 
@@ -97,20 +105,7 @@ class FineTune(LMUnlearner):
     name, description = "ft", "fine-tune on the retained tasks (catastrophic forgetting)"
 
     def run(self, model, forget, retain, context):
-        c = self.config
-        run_epochs(
-            model,
-            retain,
-            epochs=c.epochs,
-            lr=c.lr,
-            batch_size=c.batch_size,
-            pad_id=context.pad_id,
-            device=context.device,
-            loss_fn=nll,
-            seed=c.seed,
-            what="FT unlearning",
-        )
-        return model
+        return self.descend(model, retain, nll, context)
 
 
 @LM_UNLEARNERS.register("ga")
@@ -118,20 +113,7 @@ class GradientAscent(LMUnlearner):
     name, description = "ga", "gradient ascent on the forget task's answer loss"
 
     def run(self, model, forget, retain, context):
-        c = self.config
-        run_epochs(
-            model,
-            forget,
-            epochs=c.epochs,
-            lr=c.lr,
-            batch_size=c.batch_size,
-            pad_id=context.pad_id,
-            device=context.device,
-            loss_fn=lambda m, b: -nll(m, b),
-            seed=c.seed,
-            what="GA unlearning",
-        )
-        return model
+        return self.descend(model, forget, lambda m, b: -nll(m, b), context)
 
 
 @LM_UNLEARNERS.register("npo")
@@ -168,19 +150,7 @@ class NPO(LMUnlearner):
                 value = value + c.retain_weight * nll(m, next(retain_batches))
             return value
 
-        run_epochs(
-            model,
-            forget,
-            epochs=c.epochs,
-            lr=c.lr,
-            batch_size=c.batch_size,
-            pad_id=context.pad_id,
-            device=context.device,
-            loss_fn=loss,
-            seed=c.seed,
-            what="NPO unlearning",
-        )
-        return model
+        return self.descend(model, forget, loss, context)
 
 
 def lm_unlearn(
