@@ -168,3 +168,52 @@ def certify_job(
                                                alpha=options.alpha)  # fmt: skip
         result.notes.append(f"Theorem 2 at eta {eta:g}: {result.transfer.note}")
     return result
+
+
+AuditOptions = MIAOptions | RecoverOptions | CertifyOptions
+AUDIT_OPTIONS: dict[str, type[Frozen]] = {
+    "mia": MIAOptions,
+    "recover": RecoverOptions,
+    "certify": CertifyOptions,
+}
+
+
+def audit_identity(job: str, target: AuditTarget, options: Frozen, others: dict[str, AuditTarget]) -> dict:
+    """What names an audit report: the job, the audited model's content, the options and
+    every other model involved (references, Theorem 2 runs) by role and content."""
+    return {"job": job, **target.identity, "options": options.model_dump(mode="json"),
+            **{role: other.content for role, other in others.items()}}  # fmt: skip
+
+
+def produce(
+    job: str, target: AuditTarget, options: Frozen, device: torch.device, others: dict[str, AuditTarget]
+) -> dict[str, Any]:
+    """Run one audit job: {"report": {job section}, "plots": {file: result}}. ``others``:
+    recovery references by name, LiRA references ('lira<i>') or Theorem 2 runs ('run<i>')."""
+    if job == "mia":
+        result, section, plot = mia_job(target, options, device, list(others.values())), "mia", "mia-roc"
+    elif job == "recover":
+        result, section, plot = recover_job(target, others, options, device), "recovery", "recovery"
+    elif job == "certify":
+        result, section, plot = (
+            certify_job(target, list(others.values()), options, device),
+            "certify",
+            "certify",
+        )
+    else:
+        raise ConfigError(f"unknown audit job {job!r}; valid: {', '.join(AUDIT_OPTIONS)}")
+    return {"report": {section: result.to_dict()}, "plots": {f"{plot}.png": result}}
+
+
+def audit_or_load(
+    store: ArtifactStore,
+    job: str,
+    target: AuditTarget,
+    options: Frozen,
+    device: torch.device,
+    others: dict[str, AuditTarget] | None = None,
+) -> tuple[Path, dict[str, Any], bool]:
+    """The cached report of one audit job on ``target`` (run and written atomically if absent)."""
+    others = others or {}
+    identity = audit_identity(job, target, options, others)
+    return cached_report(store, identity, lambda: produce(job, target, options, device, others))

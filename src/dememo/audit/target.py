@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from dememo.data import load_dataset
-from dememo.data.imageset import ImageSet
+from dememo.data.imageset import Dataset, ImageSet
 from dememo.errors import ArtifactError, ConfigError, DataError
 from dememo.pipeline import TrainConfig, model_with_weights, test_split, training_split
 from dememo.store import ArtifactStore
@@ -39,9 +39,12 @@ class AuditTarget:
             raise DataError(f"{self.name}: train and test sets have different class counts")
 
     @classmethod
-    def from_artifact(cls, path: str | Path, data_root: str | Path | None = None) -> AuditTarget:
+    def from_artifact(
+        cls, path: str | Path, data_root: str | Path | None = None, dataset: Dataset | None = None
+    ) -> AuditTarget:
         """Load a trained ('model') or unlearned ('unlearned') artifact and the clean splits
-        named by its TrainConfig (an unlearned model's: its parent's)."""
+        named by its TrainConfig (an unlearned model's: its parent's), from ``dataset`` when
+        given (it must be that dataset) or loaded from ``data_root``."""
         stored = ArtifactStore.load_path(path)
         manifest = stored.manifest
         kind = manifest.get("kind")
@@ -50,7 +53,10 @@ class AuditTarget:
         unlearned = kind == UNLEARNED_KIND
         raw_config = manifest["config"]["parent_config"] if unlearned else manifest["config"]
         config = TrainConfig.model_validate(raw_config)
-        dataset = load_dataset(config.dataset, data_root)
+        if dataset is None:
+            dataset = load_dataset(config.dataset, data_root)
+        elif dataset.name != config.dataset:
+            raise ConfigError(f"{path}: the model was trained on {config.dataset!r}, not {dataset.name!r}")
         train = training_split(config, dataset)
         weights = {k: v for k, v in stored.tensors.items() if not k.startswith(INDEX_PREFIX)}
         model = model_with_weights(config, weights, train, stored.path)
@@ -58,6 +64,16 @@ class AuditTarget:
         name = f"{manifest['config'].get('method', config.model)}/{manifest['config_hash'][:8]}"
         return cls(model, train, test_split(config, dataset), name, raw_config,
                    manifest["content_sha256"], index.get("forget"), index.get("retain"))  # fmt: skip
+
+    @property
+    def identity(self) -> dict[str, str | None]:
+        """What names this target in cached audits: the model's content and, when set,
+        the forget set's indices (a Before model can be audited on many forget sets)."""
+        forget = None
+        if self.forget is not None:
+            data = torch.sort(self.forget.long()).values.numpy().tobytes()
+            forget = hashlib.sha256(data).hexdigest()[:16]
+        return {"model": self.content, "forget": forget}
 
     def sets(self, target_class: int | None = None, seed: int = 0) -> AuditSets:
         """The sets the audits use. Target: ``target_class``'s training images if given,

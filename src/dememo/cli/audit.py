@@ -12,10 +12,10 @@ from dememo.audit.jobs import (
     CertifyOptions,
     MIAOptions,
     RecoverOptions,
+    audit_identity,
+    audit_or_load,
     cached_report,
-    certify_job,
-    mia_job,
-    recover_job,
+    produce,
 )
 from dememo.audit.target import AuditTarget
 from dememo.cli.common import Artifacts, DataRoot, Device, app, console
@@ -66,25 +66,6 @@ def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
             *[f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in columns)]
         )
     console.print(table)
-
-
-def _identity(job: str, target: AuditTarget, options, extra: dict[str, str] | None = None) -> dict:
-    return {"job": job, "model": target.content, "options": options.model_dump(mode="json"), **(extra or {})}
-
-
-def _mia(target: AuditTarget, options: MIAOptions, device, references=()) -> dict[str, Any]:
-    result = mia_job(target, options, device, references)
-    return {"report": {"mia": result.to_dict()}, "plots": {"mia-roc.png": result}}
-
-
-def _recover(target, refs, options: RecoverOptions, device) -> dict[str, Any]:
-    result = recover_job(target, refs, options, device)
-    return {"report": {"recovery": result.to_dict()}, "plots": {"recovery.png": result}}
-
-
-def _certify(target, runs, options: CertifyOptions, device) -> dict[str, Any]:
-    result = certify_job(target, runs, options, device)
-    return {"report": {"certify": result.to_dict()}, "plots": {"certify.png": result}}
 
 
 def _show(path: Path, report: dict[str, Any], reused: bool) -> None:
@@ -138,9 +119,9 @@ def mia_command(
     target = AuditTarget.from_artifact(model, data_root)
     refs = [AuditTarget.from_artifact(p, data_root) for p in lira_ref or []]
     options = MIAOptions(target_class=target_class, max_shadow=max_shadow, seed=seed)
-    identity = _identity("mia", target, options, {f"lira{i}": r.content for i, r in enumerate(refs)})
-    store, dev = ArtifactStore(artifact_root(artifacts)), resolve_device(device)
-    _show(*cached_report(store, identity, lambda: _mia(target, options, dev, refs)))
+    others = {f"lira{i}": r for i, r in enumerate(refs)}
+    store = ArtifactStore(artifact_root(artifacts))
+    _show(*audit_or_load(store, "mia", target, options, resolve_device(device), others))
 
 
 @audit_app.command("recover")
@@ -162,9 +143,8 @@ def recover_command(
     refs = _references(reference or [], data_root)
     options = RecoverOptions(target_class=target_class, etas=_floats(etas, "etas"), projection=projection,
                              batchnorm=batchnorm, epochs=epochs, seed=seed)  # fmt: skip
-    identity = _identity("recover", target, options, {n: r.content for n, r in refs.items()})
-    store, dev = ArtifactStore(artifact_root(artifacts)), resolve_device(device)
-    _show(*cached_report(store, identity, lambda: _recover(target, refs, options, dev)))
+    store = ArtifactStore(artifact_root(artifacts))
+    _show(*audit_or_load(store, "recover", target, options, resolve_device(device), refs))
 
 
 @audit_app.command("certify")
@@ -189,9 +169,9 @@ def certify_command(
     runs = [AuditTarget.from_artifact(p, data_root) for p in run or []]
     options = CertifyOptions(target_class=target_class, sigma=sigma, q=q, alpha=alpha, samples=samples,
                              etas=_floats(etas, "etas"), epsilon=epsilon, zeta=zeta, seed=seed)  # fmt: skip
-    identity = _identity("certify", target, options, {f"run{i}": r.content for i, r in enumerate(runs)})
-    store, dev = ArtifactStore(artifact_root(artifacts)), resolve_device(device)
-    _show(*cached_report(store, identity, lambda: _certify(target, runs, options, dev)))
+    others = {f"run{i}": r for i, r in enumerate(runs)}
+    store = ArtifactStore(artifact_root(artifacts))
+    _show(*audit_or_load(store, "certify", target, options, resolve_device(device), others))
 
 
 @audit_app.command("all")
@@ -208,16 +188,16 @@ def all_command(
     """A report card for one model: MIA table, recovery curve and certified bounds (defaults)."""
     target = AuditTarget.from_artifact(model, data_root)
     refs = _references(reference or [], data_root)
-    mia = MIAOptions(target_class=target_class, seed=seed)
-    rec = RecoverOptions(target_class=target_class, epochs=epochs, seed=seed)
-    cert = CertifyOptions(target_class=target_class, seed=seed)
-    identity = {"job": "all", "model": target.content, "mia": mia.model_dump(mode="json"),
-                "recover": rec.model_dump(mode="json"), "certify": cert.model_dump(mode="json"),
-                **{n: r.content for n, r in refs.items()}}  # fmt: skip
+    jobs = {"mia": MIAOptions(target_class=target_class, seed=seed),
+            "recover": RecoverOptions(target_class=target_class, epochs=epochs, seed=seed),
+            "certify": CertifyOptions(target_class=target_class, seed=seed)}  # fmt: skip
+    identity = {"job": "all", **{job: audit_identity(job, target, options, refs if job == "recover" else {})
+                                  for job, options in jobs.items()}}  # fmt: skip
     dev = resolve_device(device)
 
     def run_all() -> dict[str, Any]:
-        parts = [_mia(target, mia, dev), _recover(target, refs, rec, dev), _certify(target, [], cert, dev)]
+        parts = [produce(job, target, options, dev, refs if job == "recover" else {})
+                 for job, options in jobs.items()]  # fmt: skip
         return {"report": {k: v for p in parts for k, v in p["report"].items()},
                 "plots": {k: v for p in parts for k, v in p["plots"].items()}}  # fmt: skip
 

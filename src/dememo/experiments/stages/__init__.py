@@ -1,6 +1,6 @@
 """Stage kinds of the experiment graph; importing this package registers them."""
 
-from dememo.experiments.stages import protect, train  # noqa: F401  (registers the kinds)
+from dememo.experiments.stages import audit, protect, train, unlearn  # noqa: F401  (registers the kinds)
 from dememo.experiments.stages.base import (
     STAGE_KINDS,
     Resources,

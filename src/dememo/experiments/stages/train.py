@@ -1,9 +1,14 @@
-"""The train stage: a model trained on a clean or protected training split (dememo.pipeline)."""
+"""The train stage: a model trained on a clean or protected training split (dememo.pipeline).
+
+With a scenario (section 6.2.1's subset or class level) only the scenario's protected
+positions carry the perturbation: the interplay studies' Before model.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from dememo.data.scenarios import ScenarioSettings, build_scenario
 from dememo.experiments.stages.base import (
     Inputs,
     Stage,
@@ -13,17 +18,27 @@ from dememo.experiments.stages.base import (
     register_stage_kind,
     relative_artifact,
 )
-from dememo.pipeline import TrainConfig, train_or_load, training_split
+from dememo.pipeline import TrainConfig, test_split, train_or_load, training_split
 from dememo.protect.perturbation import Perturbation
 from dememo.runtime import resolve_device
 from dememo.store import ArtifactStore
 
 
-def train_stage(config: TrainConfig, perturbation: Stage | None = None) -> Stage:
-    """A train stage on the clean split, or on the release made by a protect stage."""
+def train_stage(
+    config: TrainConfig, perturbation: Stage | None = None, scenario: ScenarioSettings | None = None
+) -> Stage:
+    """A train stage on the clean split, or on the release made by a protect stage
+    (all of it, or the positions ``scenario`` protects)."""
+    if scenario is not None and perturbation is None:
+        raise ValueError("a scenario needs the protect stage whose perturbation it places")
     inputs = {"perturbation": perturbation.key} if perturbation is not None else {}
     on = perturbation.config["method"] if perturbation is not None else "clean data"
-    return Stage("train", config.model_dump(mode="json"), inputs, label=f"train {config.model} on {on}")
+    where = f" ({scenario.level} level)" if scenario is not None else ""
+    stage_config = {
+        "train": config.model_dump(mode="json"),
+        "scenario": scenario.model_dump(mode="json") if scenario is not None else None,
+    }
+    return Stage("train", stage_config, inputs, label=f"train {config.model} on {on}{where}")
 
 
 @register_stage_kind
@@ -31,13 +46,20 @@ class Train(StageKind):
     name = "train"
 
     def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
-        train_config = TrainConfig.model_validate(config)
+        train_config = TrainConfig.model_validate(config["train"])
         dataset = context.dataset(train_config.dataset)
         protected = None
         if "perturbation" in inputs:
             artifact = ArtifactStore.load_path(context.artifacts / inputs["perturbation"].artifact)
-            protected = Perturbation.from_artifact(artifact).apply(training_split(train_config, dataset))
-            train_config = train_config.model_copy(update={"perturbation": artifact.manifest["config_hash"]})
+            train_set = training_split(train_config, dataset)
+            protected = Perturbation.from_artifact(artifact).apply(train_set)
+            mark = artifact.manifest["config_hash"]
+            if config["scenario"] is not None:
+                settings = ScenarioSettings.model_validate(config["scenario"])
+                scenario = build_scenario(settings, train_set, test_split(train_config, dataset))
+                protected = scenario.release(train_set, protected)
+                mark = f"{mark}/{scenario.key}"
+            train_config = train_config.model_copy(update={"perturbation": mark})
         device = resolve_device(context.device)
         trained = train_or_load(train_config, dataset, context.store, device, protected)
         metrics = trained.artifact.metrics

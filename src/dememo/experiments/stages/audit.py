@@ -1,0 +1,132 @@
+"""The audit stage: how deep a model's forgetting goes (dememo.audit), or its accuracy on
+a forgetting target's evaluation sets.
+
+Config: the job (mia, recover, certify or accuracy), its options (dememo.audit.jobs),
+and optionally a scenario target (scenario settings, class, forget set) that names the
+audited set, so a Before model is audited on the set its unlearned children forgot.
+Inputs: 'model' (a train or unlearn stage) and, for recover, other models by name
+(references whose curves share the attack), for certify 'run<i>' (Theorem 2 runs).
+Metrics are flat: ``svc_rate`` by signal, ``auc`` by attack; ``recovered_accuracy``,
+``control_accuracy`` and ``distance`` by ``eta=<value>``; ``certified_lower`` /
+``certified_upper`` by eta (absent where Theorem 1 abstains); ``accuracy`` by set name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from dememo.audit.jobs import AUDIT_OPTIONS, audit_or_load
+from dememo.audit.target import AuditTarget
+from dememo.data.scenarios import ScenarioSettings
+from dememo.errors import ConfigError
+from dememo.experiments.stages.base import (
+    Inputs,
+    Metrics,
+    Stage,
+    StageContext,
+    StageKind,
+    StageOutput,
+    register_stage_kind,
+    relative_artifact,
+)
+from dememo.pipeline import TrainConfig
+from dememo.runtime import resolve_device
+from dememo.store import Artifact, ArtifactStore
+from dememo.unlearn.scenario_data import scenario_data
+
+JOBS = (*AUDIT_OPTIONS, "accuracy")
+
+
+def audit_stage(
+    job: str,
+    model: Stage,
+    options: dict[str, Any] | None = None,
+    *,
+    scenario: ScenarioSettings | None = None,
+    cls: int | None = None,
+    part: str | None = None,
+    others: dict[str, Stage] | None = None,
+    label: str = "",
+) -> Stage:
+    """An audit of the model a train or unlearn stage made; with ``scenario``, ``cls`` and
+    ``part`` the audited set is that forgetting target's (clean counterparts)."""
+    if job not in JOBS:
+        raise ConfigError(f"unknown audit job {job!r}; valid: {', '.join(JOBS)}")
+    options = dict(options or {})
+    if job != "accuracy":
+        AUDIT_OPTIONS[job].model_validate(options)
+    elif options:
+        raise ConfigError("the accuracy audit takes no options")
+    if (scenario is None) != (cls is None) or (job == "accuracy" and scenario is None):
+        raise ConfigError(f"audit {job}: a scenario target needs scenario and class (accuracy needs both)")
+    target = None
+    if scenario is not None:
+        target = {"scenario": scenario.model_dump(mode="json"), "cls": cls, "part": part}
+    inputs = {"model": model.key} | {role: stage.key for role, stage in (others or {}).items()}
+    config = {"job": job, "options": options, "target": target}
+    return Stage("audit", config, inputs, label=f"audit {job} of {label or model.label}")
+
+
+def _parent(artifact: Artifact, context: StageContext) -> Artifact:
+    """The Before model behind a model artifact (itself) or an unlearned one (its parent)."""
+    if artifact.manifest["kind"] == "model":
+        return artifact
+    return ArtifactStore.load_path(context.artifacts / "model" / artifact.manifest["config"]["parent"])
+
+
+def _metrics(job: str, report: dict[str, Any]) -> Metrics:
+    metrics: Metrics = {}
+    if job == "mia":
+        metrics.update({("svc_rate", signal): rate for signal, rate in report["mia"]["svc_rates"].items()})
+        metrics.update({("auc", roc["attack"]): roc["auc"] for roc in report["mia"]["rocs"]})
+    elif job == "recover":
+        for curve in report["recovery"]["curves"]:
+            suffix = "" if curve["name"] == "audited" else f"/{curve['name']}"
+            for index, eta in enumerate(curve["etas"]):
+                where = f"eta={eta:g}"
+                metrics[(f"recovered_accuracy{suffix}", where)] = curve["accuracy"][index]
+                metrics[(f"distance{suffix}", where)] = curve["distance"][index]
+                if curve["control_accuracy"]:
+                    metrics[(f"control_accuracy{suffix}", where)] = curve["control_accuracy"][index]
+    elif job == "certify":
+        metrics[("clean_value", "")] = report["certify"]["clean_value"]
+        for bound in report["certify"]["bounds"]:
+            for side in ("lower", "upper"):
+                if isinstance(bound[side], int | float):
+                    metrics[(f"certified_{side}", f"eta={bound['eta']:g}")] = bound[side]
+        if report["certify"]["transfer"]:
+            metrics[("transfer_probability", "")] = report["certify"]["transfer"]["probability"]
+    return metrics
+
+
+@register_stage_kind
+class Audit(StageKind):
+    name = "audit"
+
+    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
+        stored = ArtifactStore.load_path(context.artifacts / inputs["model"].artifact)
+        parent = _parent(stored, context)
+        dataset = context.dataset(TrainConfig.model_validate(parent.manifest["config"]).dataset)
+        device = resolve_device(context.device)
+        target_spec, job = config["target"], config["job"]
+        data = forget = None
+        if target_spec is not None:
+            settings = ScenarioSettings.model_validate(target_spec["scenario"])
+            data = scenario_data(parent, dataset, context.store, settings)
+            forget = data.scenario.target(target_spec["cls"], target_spec["part"])
+        target = AuditTarget.from_artifact(stored.path, dataset=dataset)
+        if job == "accuracy":
+            values = data.evaluate(target.model, forget, device)
+            return StageOutput(relative_artifact(context, stored.path),
+                               {("accuracy", name): value for name, value in values.items()})  # fmt: skip
+        if forget is not None:
+            target = dataclasses.replace(target, forget=forget.forget, retain=forget.retain)
+        others = {
+            role: AuditTarget.from_artifact(context.artifacts / output.artifact, dataset=dataset)
+            for role, output in inputs.items()
+            if role != "model"
+        }
+        options = AUDIT_OPTIONS[job].model_validate(config["options"])
+        path, report, _ = audit_or_load(context.store, job, target, options, device, others)
+        return StageOutput(relative_artifact(context, path), _metrics(job, report))
