@@ -80,3 +80,30 @@ def test_bad_audit_and_unlearn_stages_are_refused_when_planned():
         audit_stage("accuracy", before)
     with pytest.raises(ConfigError):
         unlearn_stage(before, "ft", SCENARIO, 0, "Du", {"epochz": 1})
+
+
+def test_interplay_study_plans_rows_audits_and_shares_models(digits, tmp_path):
+    from dememo.experiments.interplay import Interplay, InterplaySettings
+
+    settings = InterplaySettings.model_validate({
+        "victim": {"dataset": "digits", "model": "mlp", "recipe": "quick", "epochs": 2},
+        "level": "class", "protections": ["ops"], "classes": [0, 4], "methods": ["rt", "ft"],
+        "scales": ["small"], "method_options": {"ft": {"epochs": 1}},
+        "mia": {"max_shadow": 100}, "recover": {"etas": [0.0, 0.3], "epochs": 1}, "recover_classes": [0],
+        "clean_reference": True,
+    })  # fmt: skip
+    planned = Interplay().plan(settings)
+    roles = [p.labels["role"] for p in planned]
+    assert roles.count("unlearn") == 4 and roles.count("accuracy") == 2  # (RT, FT_small) x 2 classes
+    assert roles.count("mia") == 6  # Before + 2 rows, per class; never on the clean reference
+    assert roles.count("recover") == 4  # class 0 only: Before, RT, FT_small, clean
+    parts = {p.labels["cls"]: p.labels["part"] for p in planned if p.labels["role"] == "unlearn"}
+    assert parts == {0: "Du", 4: "Dc"}  # class 0 protected, class 4 clean
+    ft = next(p.stage for p in planned if p.labels.get("row") == "FT_small")
+    assert ft.config["options"]["lr"] == 1.5e-2  # the paper's Table 9 value for OPS
+    context = StageContext(tmp_path / "artifacts", preloaded=(digits,), device="cpu")
+    outcome = run_graph([p.stage for p in planned], ResultsDB.in_memory(), context, LocalBackend())
+    outcome.raise_for_failures()
+    assert len(outcome.ran) == len({p.stage.key for p in planned})
+    with pytest.raises(Exception, match="not in classes"):
+        InterplaySettings.model_validate({**settings.model_dump(), "recover_classes": [5]})

@@ -1,0 +1,188 @@
+"""The interplay study (section 6.2): unlearning from models trained on partly protected
+data, with the audits of its forgetting depth (Tables 10-25, Figures 2, 5-8, 10-18).
+
+Per protection: a protect stage (the scenario's classes at class level), the Before
+model trained on the scenario's release, and per forgetting target (class, Du or Dc)
+an accuracy audit of Before and one unlearn stage per row (RT, IF/FT/GA at each
+scale). Optional audits on every model of a target: MIA on the forgotten set's clean
+counterparts, a recovery curve on the forgotten class, Theorem 1 bounds. With
+``clean_reference`` a model trained on clean data joins the recovery curves (the
+"clean" curve of Figures 2 and 10).
+
+Labels of every planned stage: protection, level, cls, part, row (RT, IF_small, ...,
+Before, clean) and role (protect, train, unlearn, accuracy, mia, recover, certify).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dememo.data.scenarios import ScenarioSettings
+from dememo.experiments.protect_eval import Victim, _known
+from dememo.experiments.stages import Stage
+from dememo.experiments.stages.audit import audit_stage
+from dememo.experiments.stages.protect import protect_stage
+from dememo.experiments.stages.train import train_stage
+from dememo.experiments.stages.unlearn import unlearn_stage
+from dememo.experiments.study import Planned, Study, register_study
+from dememo.pipeline import TrainConfig
+from dememo.protect import PROTECTORS
+from dememo.protect.presets import PRESETS, preset_options
+from dememo.unlearn.base import UNLEARNERS
+from dememo.unlearn.settings import SCALES, paper_scale
+
+ROW_ORDER = ("RT", "IF_small", "IF_large", "FT_small", "FT_large", "GA_small", "GA_large", "Before", "clean")
+
+
+def row_label(method: str, scale: str | None) -> str:
+    return "RT" if scale is None else f"{method.upper()}_{scale}"
+
+
+class InterplaySettings(BaseModel):
+    """One scale of an interplay spec. Audits are off unless their options block is given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    notes: str = ""
+    victim: Victim
+    seed: int = 0
+    level: Literal["class", "subset"]
+    scenario: dict[str, Any] = Field({}, description="ScenarioSettings beyond level and seed")
+    protections: list[str] = Field(min_length=1)
+    preset: str = "paper"
+    protect_options: dict[str, dict[str, Any]] = {}
+    classes: list[int] = Field(min_length=1)
+    methods: list[str] = ["rt", "if", "ft", "ga"]
+    scales: list[Literal["small", "large"]] = list(SCALES)
+    scale_values: dict[str, dict[str, float]] = Field(
+        {}, description="method -> scale -> value, replacing the paper's Tables 8-9 values"
+    )
+    method_options: dict[str, dict[str, Any]] = {}
+    mia: dict[str, Any] | None = None  # MIAOptions without target_class
+    recover: dict[str, Any] | None = None  # RecoverOptions without target_class
+    recover_classes: list[int] | None = None  # default: every class of ``classes``
+    certify: dict[str, Any] | None = None  # CertifyOptions without target_class
+    clean_reference: bool = False
+
+    _protections = field_validator("protections")(lambda cls, v: [_known(PROTECTORS, m) for m in v])
+    _methods = field_validator("methods")(lambda cls, v: [_known(UNLEARNERS, m) for m in v])
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; valid: {', '.join(sorted(PRESETS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InterplaySettings:
+        self.scenario_settings()  # unknown scenario keys fail here
+        for block in (self.mia, self.recover, self.certify):
+            if block and "target_class" in block:
+                raise ValueError("audit options take no target_class: the study sets it per target")
+        unplanned = set(self.recover_classes or ()) - set(self.classes)
+        if unplanned:
+            raise ValueError(f"recover_classes {sorted(unplanned)} are not in classes {self.classes}")
+        return self
+
+    def scenario_settings(self) -> ScenarioSettings:
+        return ScenarioSettings(level=self.level, seed=self.seed, **self.scenario)
+
+    def protect_options_for(self, method: str) -> dict[str, Any]:
+        options = preset_options(self.preset).get(method, {})
+        options.update(self.protect_options.get(method, {}))
+        if self.level == "class":
+            options["classes"] = list(self.scenario_settings().protected_classes)
+        return {**options, "seed": self.seed}
+
+    def train_config(self) -> TrainConfig:
+        victim = self.victim
+        return TrainConfig(dataset=victim.dataset, model=victim.model, recipe=victim.recipe_for(True),
+                           seed=self.seed, train_per_class=victim.train_per_class,
+                           test_per_class=victim.test_per_class, precision=victim.precision)  # fmt: skip
+
+    def rows(self, protection: str, part: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(row label, method, options) of every unlearning run of one forgetting target."""
+        rows = []
+        for method in self.methods:
+            options = dict(self.method_options.get(method, {}))
+            if method == "rt":
+                rows.append(("RT", method, options))
+                continue
+            for scale in self.scales:
+                value = self.scale_values.get(method, {}).get(scale)
+                if value is None:
+                    value = paper_scale(protection, self.level, method, scale, part)
+                option = UNLEARNERS.get(method).scale_option
+                rows.append((row_label(method, scale), method, {**options, option: value}))
+        return rows
+
+
+def _parts(settings: InterplaySettings, cls: int) -> tuple[str, ...]:
+    if settings.level == "subset":
+        return ("Du", "Dc")
+    return ("Du",) if cls in settings.scenario_settings().protected_classes else ("Dc",)
+
+
+@register_study
+class Interplay(Study):
+    name = "interplay"
+    Settings = InterplaySettings
+
+    def plan(self, settings: InterplaySettings) -> list[Planned]:  # type: ignore[override]
+        scenario = settings.scenario_settings()
+        config = settings.train_config()
+        planned: list[Planned] = []
+        clean = train_stage(config) if settings.clean_reference else None
+        if clean is not None:
+            planned.append(Planned(clean, {"row": "clean", "role": "train"}))
+        recover_classes = settings.classes if settings.recover_classes is None else settings.recover_classes
+        for protection in settings.protections:
+            protect = protect_stage(protection, config.dataset, config.train_per_class,
+                                    **settings.protect_options_for(protection))  # fmt: skip
+            before = train_stage(config, protect, scenario)
+            base = {"protection": protection, "level": settings.level}
+            planned += [Planned(protect, {**base, "role": "protect"}),
+                        Planned(before, {**base, "row": "Before", "role": "train"})]  # fmt: skip
+            for cls in settings.classes:
+                for part in _parts(settings, cls):
+                    where = {**base, "cls": cls, "part": part}
+                    target = {"scenario": scenario, "cls": cls, "part": part}
+                    planned.append(Planned(audit_stage("accuracy", before, **target),
+                                           {**where, "row": "Before", "role": "accuracy"}))  # fmt: skip
+                    models: dict[str, Stage] = {"Before": before}
+                    for row, method, options in settings.rows(protection, part):
+                        stage = unlearn_stage(before, method, scenario, cls, part, options, label=row)
+                        planned.append(Planned(stage, {**where, "row": row, "role": "unlearn"}))
+                        models[row] = stage
+                    if clean is not None and cls in recover_classes:
+                        models["clean"] = clean
+                    planned += self._audits(settings, models, where, target, cls in recover_classes)
+        return planned
+
+    @staticmethod
+    def _audits(settings: InterplaySettings, models: dict[str, Stage], where: dict[str, Any],
+                target: dict[str, Any], recover: bool) -> list[Planned]:  # fmt: skip
+        planned = []
+        cls = target["cls"]
+        for row, model in models.items():
+            labels = {**where, "row": row}
+            # Tables 18-25: every class-level target; at subset level the Du-forget block only
+            if (
+                settings.mia is not None
+                and row != "clean"
+                and (settings.level == "class" or where["part"] == "Du")
+            ):
+                stage = audit_stage("mia", model, settings.mia, **target, label=f"{row} class {cls}")
+                planned.append(Planned(stage, {**labels, "role": "mia"}))
+            if settings.recover is not None and recover:
+                options = {**settings.recover, "target_class": cls}
+                planned.append(Planned(audit_stage("recover", model, options, label=f"{row} class {cls}"),
+                                       {**labels, "role": "recover"}))  # fmt: skip
+            if settings.certify is not None and row != "clean":
+                options = {**settings.certify, "target_class": cls}
+                planned.append(Planned(audit_stage("certify", model, options, label=f"{row} class {cls}"),
+                                       {**labels, "role": "certify"}))  # fmt: skip
+        return planned
