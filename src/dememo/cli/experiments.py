@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from dememo.cli.common import Artifacts, DataRoot, Device, app, console
-from dememo.experiments import SCALES, load_spec, reproduce, spec_names
-from dememo.experiments.report import write_report
+from dememo.experiments import SCALES, Spec, load_spec, reproduce, spec_names
+from dememo.experiments.lifecycle_views import lifecycle_summary
+from dememo.experiments.report import write_markdown, write_report
+from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB, write_csv
 from dememo.experiments.stages import StageContext
+from dememo.experiments.views import ViewInput
 from dememo.paths import artifact_root
+from dememo.progress import make_progress
 
 Results = Annotated[Path, typer.Option("--results", help="Results directory (holds results.sqlite).")]
 
@@ -45,14 +49,35 @@ def reproduce_command(
     loaded.settings(scale)
     context = StageContext(artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None,
                            device, gpus_per_stage)  # fmt: skip
-    console.print(f"reproduce {loaded.name} ({loaded.paper.artefact}) at {scale} scale on {backend}")
-    outcome = reproduce(loaded, scale, results, context, backend, {"address": address, "num_cpus": num_cpus},
-                        log=lambda line: console.print(f"  {line}"))  # fmt: skip
+    run_spec(loaded, scale, results, context, backend, {"address": address, "num_cpus": num_cpus}, report)
+
+
+def run_spec(
+    spec: Spec,
+    scale: str,
+    results: Path,
+    context: StageContext,
+    backend: str = "local",
+    backend_options: dict[str, Any] | None = None,
+    report: bool = True,
+) -> Path | None:
+    """Reproduce with a progress bar over the graph's stages; the report's path when written."""
+    console.print(f"reproduce {spec.name} ({spec.paper.artefact}) at {scale} scale on {backend}")
+    with make_progress() as bar:
+        task = bar.add_task("stages", total=None, status="")
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, status=label)
+
+        outcome = reproduce(spec, scale, results, context, backend, backend_options,
+                            log=lambda line: bar.console.print(f"  {line}"), progress=progress)  # fmt: skip
     ran, reused, failed = len(outcome.ran), len(outcome.reused), len(outcome.failed)
-    console.print(f"{ran} stages run, {reused} reused, {failed} failed; results in {results}")
-    if report:
-        console.print(f"report: {write_report(results)}")
+    console.print(f"{ran} stages run, {reused} reused, {failed} failed; results in {results}", soft_wrap=True)
+    path = write_report(results) if report else None
+    if path is not None:
+        console.print(f"report: {path}", soft_wrap=True)
     outcome.raise_for_failures()
+    return path
 
 
 @app.command("results")
@@ -87,6 +112,42 @@ def results_command(
 def report_command(
     results: Annotated[Path, typer.Argument(help="Results directory.")] = Path("results"),
     out: Annotated[Path | None, typer.Option(help="HTML file [<results>/report.html].")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the report as Markdown here (figures as PNG beside it).")
+    ] = None,
 ) -> None:
     """Write one self-contained HTML report: the paper's tables with this run's values beside them."""
     console.print(f"wrote {write_report(results, out)}")
+    if markdown is not None:
+        console.print(f"wrote {write_markdown(results, markdown)}")
+
+
+@app.command("demo")
+def demo_command(
+    scale: Annotated[str, typer.Option(help=f"One of {', '.join(SCALES)}.")] = "cpu",
+    results: Results = Path("dememo-demo"),
+    data_root: DataRoot = None,
+    artifacts: Artifacts = None,
+    device: Device = "auto",
+) -> None:
+    """The main job: the lifecycle on the embedded default dataset (Fashion-MNIST) -- protect
+    (UE-s, OPS), train, unlearn class 0 (RT, IF, FT, GA), audit (MIA, recovery, certified
+    bounds) -- ending with the HTML report."""
+    spec = load_spec("lifecycle")
+    spec.settings(scale)
+    context = StageContext(
+        artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None, device
+    )
+    path = run_spec(spec, scale, results, context)
+    db = ResultsDB.in_directory(results, create=False)
+    try:
+        entries = stored_entries(db, spec.name, scale)
+    finally:
+        db.close()
+    summary = lifecycle_summary(ViewInput(spec, scale, spec.settings(scale), entries))
+    table = Table(*summary.header, title=summary.title)
+    for row in summary.rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(summary.caption, style="dim")
+    console.print(f"HTML report: {path}", soft_wrap=True)

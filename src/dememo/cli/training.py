@@ -117,16 +117,3 @@ def eval_command(
     part = test_split(config, dataset) if split == "test" else training_split(config, dataset)
     acc = accuracy(model, part, device=resolve_device(device), precision=config.precision)
     console.print(f"{config.model} on {config.dataset}/{split} ({len(part)} images): {100 * acc:.2f}%")
-
-
-@app.command("demo")
-def demo_command(
-    dataset: Annotated[str, typer.Option(help="Dataset for the demo.")] = "fashion-mnist",
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 4,
-    data_root: DataRoot = None,
-    artifacts: Artifacts = None,
-    device: Device = "auto",
-) -> None:
-    """The main job: train and evaluate the fast network on the default dataset."""
-    config = TrainConfig(dataset=dataset, model="fastnet", recipe=get_recipe("fast", epochs=epochs))
-    _train_and_report(config, data_root, artifacts, device)

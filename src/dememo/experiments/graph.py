@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from dememo.experiments.backends import Backend
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.stages import STAGE_KINDS, Stage, StageContext, StageOutput
 from dememo.runtime import resolve_device
+
+Progress = Callable[[int, int, str], None]  # (stages finished, stages to run, last stage's label)
 
 
 class ExperimentError(DememoError):
@@ -70,10 +73,11 @@ def in_order(stages: list[Stage]) -> list[Stage]:
 
 def execute(stage: Stage, inputs: dict[str, StageOutput], context: StageContext) -> StageOutput | str:
     """Run one stage; an exception becomes its one-line error text (the traceback for others)."""
+    started = time.perf_counter()
     try:
         output = STAGE_KINDS.get(stage.kind).run(stage.config, inputs, context)
         where = f"{resolve_device(context.device)} on {socket.gethostname()}"
-        return dataclasses.replace(output, device=where)
+        return dataclasses.replace(output, device=where, seconds=time.perf_counter() - started)
     except DememoError as error:
         return f"{type(error).__name__}: {error}"
     except Exception as error:  # noqa: BLE001  (a stage's bug must not stop independent stages)
@@ -87,8 +91,10 @@ def run_graph(
     context: StageContext,
     backend: Backend,
     log: Callable[[str], None] = lambda line: None,
+    progress: Progress = lambda done, total, label: None,
 ) -> GraphOutcome:
-    """Run every stage not already finished in ``db``; record each result once."""
+    """Run every stage not already finished in ``db``; record each result once.
+    ``progress(done, total, label)`` is called before the first stage and after each."""
     order = in_order(stages)
     outcome = GraphOutcome({stage.key: stage for stage in order})
     pending: list[Stage] = []
@@ -101,6 +107,8 @@ def run_graph(
             pending.append(stage)
     if outcome.reused:
         log(f"{len(outcome.reused)} of {len(order)} stages already done")
+    total = len(pending)
+    progress(0, total, "")
     running: set[str] = set()
     while pending or running:
         for stage in list(pending):
@@ -109,6 +117,7 @@ def run_graph(
                 outcome.blocked[stage.key] = bad
                 pending.remove(stage)
                 log(f"blocked  {stage.label}: an input failed")
+                progress(total - len(pending) - len(running), total, stage.label)
             elif all(k in outcome.outputs for k in stage.inputs.values()):
                 db.start(stage, context.device)
                 inputs = {role: outcome.outputs[k] for role, k in stage.inputs.items()}
@@ -129,4 +138,5 @@ def run_graph(
             db.fail(key, result)
             outcome.failed[key] = result
             log(f"FAILED   {stage.label}: {result}")
+        progress(total - len(pending) - len(running), total, stage.label)
     return outcome

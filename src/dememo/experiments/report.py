@@ -1,14 +1,16 @@
-"""One self-contained HTML report of a results directory: every reproduction's views
-(tables beside the paper's values, figures as embedded PNG), failures and provenance."""
+"""Reports of a results directory: every reproduction's views (tables beside the paper's
+values, figures), failures and provenance, as one self-contained HTML file (figures
+embedded as PNG) or as Markdown with the figures as PNG files beside it."""
 
 from __future__ import annotations
 
 import base64
 import html
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dememo.atomic import atomic_write_text
+from dememo.atomic import atomic_write_bytes, atomic_write_text
 from dememo.errors import ConfigError
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB
@@ -25,64 +27,113 @@ caption { caption-side: bottom; font-size: 0.85em; color: #555; text-align: left
 """
 
 
-def _table(view: TableView) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in view.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in view.rows)
-    return (f"<h3>{html.escape(view.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-            f"<caption>{html.escape(view.caption)}</caption></table>")  # fmt: skip
+@dataclass
+class Section:
+    """One reproduction (spec at a scale) as rendered content."""
+
+    title: str
+    notes: list[str]
+    views: list[TableView | FigureView]
+    failed: dict[str, str] = field(default_factory=dict)  # stage key -> error
+    missing: int = 0
+    provenance: str = ""
 
 
-def _figure(view: FigureView) -> str:
-    data = base64.b64encode(view.png).decode()
-    return (f"<h3>{html.escape(view.title)}</h3><figure><img alt=\"{html.escape(view.title)}\" "
-            f"src=\"data:image/png;base64,{data}\"><figcaption class=\"note\">{html.escape(view.caption)}"
-            "</figcaption></figure>")  # fmt: skip
-
-
-def _section(db: ResultsDB, record: dict) -> str:
+def _section(db: ResultsDB, record: dict) -> Section:
     spec = Spec.model_validate(record["definition"])
     scale = record["scale"]
     entries = stored_entries(db, spec.name, scale)
     settings = spec.settings(scale)
     view_input = ViewInput(spec, scale, settings, entries)
-    parts = [f"<h2>{html.escape(spec.title)} <small>({html.escape(spec.name)}, {scale} scale)</small></h2>"]
     kind = "a dememo extension (no paper numbers)" if spec.paper.extension else spec.paper.artefact
-    parts.append(f"<p class=\"note\">Reproduces {html.escape(kind)} of {html.escape(PAPER_CITATION)}, "
-                 f"{html.escape(spec.paper.section)}. {html.escape(spec.paper.note)}</p>")  # fmt: skip
+    notes = [f"Reproduces {kind} of {PAPER_CITATION}, {spec.paper.section}. {spec.paper.note}"]
     if getattr(settings, "notes", ""):
-        parts.append(f'<p class="note">Scale notes: {html.escape(settings.notes)}</p>')
-    for name in spec.views:
-        view = VIEWS.get(name)(view_input)
-        parts.append(_table(view) if isinstance(view, TableView) else _figure(view))
-    failed = {e.key: e.error for e in entries if e.error}
-    missing = {e.key for e in entries if e.output is None and not e.error}
-    if failed:
-        items = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in failed.items())
-        parts.append(f'<h3 class="failed">Failed stages</h3><ul class="failed">{items}</ul>')
-    if missing:
-        parts.append(f'<p class="failed">{len(missing)} planned stage(s) have no result yet.</p>')
+        notes.append(f"Scale notes: {settings.notes}")
     runs = {r.key: r for r in db.runs(list({e.key for e in entries}))}
     seconds = sum(r.seconds or 0 for r in runs.values())
     devices = sorted({r.device for r in runs.values() if r.device})
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record["started"]))
-    parts.append(f"<p class=\"note\">{len(runs)} stages, {seconds:.0f} s of stage time on "
-                 f"{html.escape(', '.join(devices) or '?')}; backend {html.escape(record['backend'])}; "
-                 f"started {started}; status {html.escape(record['status'])}.</p>")  # fmt: skip
-    return "\n".join(parts)
+    return Section(
+        f"{spec.title} ({spec.name}, {scale} scale)",
+        notes,
+        [VIEWS.get(name)(view_input) for name in spec.views],
+        {e.key: e.error for e in entries if e.error},
+        len({e.key for e in entries if e.output is None and not e.error}),
+        f"{len(runs)} stages, {seconds:.0f} s of stage time on {', '.join(devices) or '?'}; "
+        f"backend {record['backend']}; started {started}; status {record['status']}.",
+    )
 
 
-def render_report(results: Path) -> str:
+def sections(results: Path) -> list[Section]:
     db = ResultsDB.in_directory(results, create=False)
     try:
         records = db.reproductions()
         if not records:
             raise ConfigError(f"{results}: no reproductions recorded yet")
-        sections = "\n<hr>\n".join(_section(db, record) for record in records)
+        return [_section(db, record) for record in records]
     finally:
         db.close()
+
+
+def _html_view(view: TableView | FigureView) -> str:
+    title = f"<h3>{html.escape(view.title)}</h3>"
+    if isinstance(view, FigureView):
+        data = base64.b64encode(view.png).decode()
+        return (f"{title}<figure><img alt=\"{html.escape(view.title)}\" src=\"data:image/png;base64,{data}\">"
+                f"<figcaption class=\"note\">{html.escape(view.caption)}</figcaption></figure>")  # fmt: skip
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in view.header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in view.rows)
+    return (f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            f"<caption>{html.escape(view.caption)}</caption></table>")  # fmt: skip
+
+
+def render_report(results: Path) -> str:
+    """The whole report as one self-contained HTML page."""
+    parts = []
+    for section in sections(results):
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts += [f'<p class="note">{html.escape(note)}</p>' for note in section.notes]
+        parts += [_html_view(view) for view in section.views]
+        if section.failed:
+            items = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in section.failed.items())
+            parts.append(f'<h3 class="failed">Failed stages</h3><ul class="failed">{items}</ul>')
+        if section.missing:
+            parts.append(f'<p class="failed">{section.missing} planned stage(s) have no result yet.</p>')
+        parts.append(f'<p class="note">{html.escape(section.provenance)}</p><hr>')
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>dememo report</title>"
             f"<style>{STYLE}</style></head><body><h1>dememo report: {html.escape(str(results))}</h1>"
-            f"{sections}</body></html>")  # fmt: skip
+            + "\n".join(parts) + "</body></html>")  # fmt: skip
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def write_markdown(results: Path, out: Path) -> Path:
+    """The report as Markdown in ``out``; figures as ``<out stem>-<n>.png`` beside it."""
+    lines = []
+    figures = 0
+    for section in sections(results):
+        lines += [f"## {section.title}", "", *[f"{note}\n" for note in section.notes]]
+        for view in section.views:
+            lines += [f"### {view.title}", ""]
+            if isinstance(view, FigureView):
+                figures += 1
+                name = f"{out.stem}-{figures}.png"
+                atomic_write_bytes(out.parent / name, view.png)
+                lines.append(f"![{view.title}]({name})")
+            else:
+                lines.append("| " + " | ".join(_cell(h) for h in view.header) + " |")
+                lines.append("|" + "---|" * len(view.header))
+                lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in view.rows]
+            lines += ["", view.caption, ""]
+        if section.failed:
+            lines += ["Failed stages:", "", *[f"- {k}: {v}" for k, v in section.failed.items()], ""]
+        if section.missing:
+            lines += [f"{section.missing} planned stage(s) have no result yet.", ""]
+        lines += [section.provenance, ""]
+    atomic_write_text(out, "\n".join(lines))
+    return out
 
 
 def write_report(results: Path, out: Path | None = None) -> Path:

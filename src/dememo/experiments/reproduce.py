@@ -11,7 +11,7 @@ from typing import Any
 
 from dememo.errors import ConfigError
 from dememo.experiments.backends import BACKENDS
-from dememo.experiments.graph import GraphOutcome, run_graph
+from dememo.experiments.graph import GraphOutcome, Progress, run_graph
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
 from dememo.experiments.stages import StageContext
@@ -29,10 +29,11 @@ def run_planned(
     backend: str = "local",
     backend_options: dict[str, Any] | None = None,
     log: Callable[[str], None] = lambda line: None,
+    progress: Progress = lambda done, total, label: None,
 ) -> tuple[GraphOutcome, list[Entry]]:
     """Run the planned stages on a backend; entries carry each plan label's result."""
     with BACKENDS.get(backend)(**(backend_options or {})) as runner:
-        outcome = run_graph([p.stage for p in planned], db, context, runner, log)
+        outcome = run_graph([p.stage for p in planned], db, context, runner, log, progress)
     entries = [Entry(p.labels, p.stage.key, outcome.outputs.get(p.stage.key),
                      outcome.failed.get(p.stage.key)) for p in planned]  # fmt: skip
     return outcome, entries
@@ -60,6 +61,7 @@ def reproduce(
     backend: str = "local",
     backend_options: dict[str, Any] | None = None,
     log: Callable[[str], None] = lambda line: None,
+    progress: Progress = lambda done, total, label: None,
 ) -> GraphOutcome:
     """Plan ``spec`` at ``scale``, run what is not done yet, record everything in ``results``."""
     planned = plan_spec(spec, scale)
@@ -69,7 +71,7 @@ def reproduce(
         try:
             definition = spec.model_dump(mode="json")
             db.begin_reproduction(spec.name, scale, definition, backend, plan_labels(planned))
-            outcome, _ = run_planned(planned, db, context, backend, backend_options, log)
+            outcome, _ = run_planned(planned, db, context, backend, backend_options, log, progress)
             db.end_reproduction(spec.name, scale, "failed" if outcome.failed or outcome.blocked else "done")
         finally:
             db.close()

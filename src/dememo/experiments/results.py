@@ -182,8 +182,8 @@ class ResultsDB:
             now = time.time()
             db.execute(
                 "UPDATE runs SET status = 'done', error = NULL, artifact = ?, finished = ?, "
-                "seconds = ? - started, device = coalesce(nullif(?, ''), device) WHERE key = ?",
-                (output.artifact, now, now, output.device, key),
+                "seconds = coalesce(?, ? - started), device = coalesce(nullif(?, ''), device) WHERE key = ?",
+                (output.artifact, now, output.seconds, now, output.device, key),
             )
             db.execute("DELETE FROM metrics WHERE run = ?", (key,))
             db.executemany(

@@ -109,7 +109,7 @@ def augmentation_table(view: ViewInput) -> TableView:
     return TableView("Figure 4: augmentation", header, rows, caption)
 
 
-def _png(figure: Figure) -> bytes:
+def png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return buffer.getvalue()
@@ -134,7 +134,7 @@ def augmentation_bars(view: ViewInput) -> FigureView:
         axes.set_ylim(0, 100)
         axes.set_title(victim.describe(), fontsize=9)
         axes.legend(fontsize=8)
-    return FigureView("Figure 4: accuracy with and without augmentation", _png(figure))
+    return FigureView("Figure 4: accuracy with and without augmentation", png(figure))
 
 
 @VIEWS.register("ratio-table")
@@ -173,4 +173,7 @@ def ratio_curve(view: ViewInput) -> FigureView:
     axes.set_ylabel("test accuracy (%)")
     axes.set_ylim(0, 100)
     axes.legend(fontsize=8)
-    return FigureView("Figure 19: accuracy by poisoning ratio", _png(figure), settings.victims[0].describe())
+    return FigureView("Figure 19: accuracy by poisoning ratio", png(figure), settings.victims[0].describe())
+
+
+from dememo.experiments import lifecycle_views  # noqa: E402, F401  (registers its views)

@@ -47,15 +47,16 @@ class StageOutput:
     artifact: str  # path relative to the artifact store root
     metrics: Metrics
     device: str = ""  # where it ran (set by the graph runner's executor)
+    seconds: float | None = None  # the stage's own run time (set by the executor; not queue time)
 
     def to_json(self) -> dict[str, Any]:
         metrics = [[n, s, v] for (n, s), v in self.metrics.items()]
-        return {"artifact": self.artifact, "metrics": metrics, "device": self.device}
+        return {"artifact": self.artifact, "metrics": metrics, "device": self.device, "seconds": self.seconds}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StageOutput:
         metrics = {(n, s): float(v) for n, s, v in data["metrics"]}
-        return cls(data["artifact"], metrics, data.get("device", ""))
+        return cls(data["artifact"], metrics, data.get("device", ""), data.get("seconds"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,134 @@
+"""Views of the lifecycle demo (spec ``lifecycle``): one table that follows a forgetting
+target from protection to audit, and its recovery curves."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+
+from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
+from dememo.experiments.study import Entry
+from dememo.experiments.views import VIEWS, FigureView, TableView, ViewInput, percent, png
+
+
+def _by_role(entries: list[Entry], protection: str, cls: int) -> dict[tuple[str, str], Entry]:
+    """(row, role) -> entry for one forgetting target; the clean reference joins every target."""
+    found = {}
+    for entry in entries:
+        labels = entry.labels
+        if labels.get("row") == "clean" or (
+            labels.get("protection") == protection and labels.get("cls") == cls
+        ):
+            found[(labels.get("row", ""), labels["role"])] = entry
+    return found
+
+
+def _eta_key(values: dict[tuple[str, str], float], name: str) -> str | None:
+    """The largest eta a metric was measured at (split 'eta=<v>')."""
+    etas = [split for metric, split in values if metric == name]
+    return max(etas, key=lambda s: float(s.split("=")[1]), default=None)
+
+
+def _targets(view: ViewInput) -> list[tuple[str, int]]:
+    settings: InterplaySettings = view.settings
+    return [(p, c) for p in settings.protections for c in settings.classes]
+
+
+@VIEWS.register("lifecycle-summary")
+def lifecycle_summary(view: ViewInput) -> TableView:
+    """Per protection and model: accuracy on the target's sets, MIA member rates, recovered
+    accuracy at the largest radius, Theorem 1 bounds at the largest radius."""
+    header = ["protection", "model", "forget set acc.", "clean counterparts acc.", "class test acc.",
+              "observation acc.", "MIA corr", "MIA prob", "recovered (other classes)", "certified [lo, up]",
+              "unlearn s"]  # fmt: skip
+    rows = []
+    for protection, cls in _targets(view):
+        found = _by_role(view.entries, protection, cls)
+        for row in ROW_ORDER:
+            accuracy = found.get((row, "accuracy" if row == "Before" else "unlearn"))
+            mia, recover, certify = (found.get((row, role)) for role in ("mia", "recover", "certify"))
+            if not any((accuracy, mia, recover, certify)):
+                continue
+            acc = accuracy.output.metrics if accuracy and accuracy.output else {}
+            sets = [percent(acc.get(("accuracy", name))) for name in ("Du", "Duc", "Dut", "Dtr")]
+            if not any(("accuracy", name) in acc for name in ("Du", "Duc", "Dut")):
+                sets[:3] = [percent(acc.get(("accuracy", name))) for name in ("Dc", "Dc", "Dct")]
+            cells = [protection, f"{row}", *sets]
+            mia_metrics = mia.output.metrics if mia and mia.output else {}
+            cells += [
+                percent(_scaled(mia_metrics.get(("svc_rate", s)))) for s in ("correctness", "probability")
+            ]
+            cells.append(_recovered(recover))
+            cells.append(_certified(certify))
+            seconds = acc.get(("unlearn_seconds", ""))
+            cells.append("–" if seconds is None else f"{seconds:.1f}")
+            rows.append(cells)
+    caption = (
+        "Accuracy (%) on the forgotten class's training images as trained on (forget set), their "
+        "clean counterparts, its test images and the observation classes' test images (Tables "
+        "14-17's Du, Duc, Dut, Dtr; Dc, Dc, Dct for a clean class); MIA: share of the clean "
+        "counterparts the paper's SVC attack calls member (%, Tables 18-25's corr and prob); "
+        "recovered: class test accuracy (%) after the recovery attack at the largest radius, other "
+        "classes' accuracy in parentheses (a collapse check); certified: Theorem 1 bounds on the "
+        "class test accuracy at the largest radius. A deep forgetting has forget-set accuracy, MIA "
+        "rate and recovered accuracy near RT's."
+    )
+    return TableView("Lifecycle: one target from protection to audit", header, rows, caption)
+
+
+def _scaled(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def _recovered(entry: Entry | None) -> str:
+    if entry is None or entry.output is None:
+        return "–"
+    metrics = entry.output.metrics
+    split = _eta_key(metrics, "recovered_accuracy")
+    value = percent(100 * metrics[("recovered_accuracy", split)])
+    control = metrics.get(("control_accuracy", split))
+    return f"{value} ({percent(100 * control)}) at {split}" if control is not None else f"{value} at {split}"
+
+
+def _certified(entry: Entry | None) -> str:
+    if entry is None or entry.output is None:
+        return "–"
+    metrics = entry.output.metrics
+    etas = [s for m, s in metrics if m.startswith("certified_")] or [None]
+    split = max(etas, key=lambda s: float(s.split("=")[1]) if s else -1.0)
+    if split is None:
+        return "abstained"
+    low, up = metrics.get(("certified_lower", split)), metrics.get(("certified_upper", split))
+    show = [percent(100 * v) if v is not None else "abstain" for v in (low, up)]
+    return f"[{show[0]}, {show[1]}] at {split}"
+
+
+@VIEWS.register("lifecycle-recovery")
+def lifecycle_recovery(view: ViewInput) -> FigureView:
+    """Recovered class test accuracy against the radius eta, one panel per protection."""
+    targets = _targets(view)
+    figure = Figure(figsize=(5.2 * len(targets), 3.6))
+    for index, (protection, cls) in enumerate(targets):
+        axes = figure.add_subplot(1, len(targets), index + 1)
+        found = _by_role(view.entries, protection, cls)
+        for row in ROW_ORDER:
+            entry = found.get((row, "recover"))
+            if entry is None or entry.output is None:
+                continue
+            metrics = entry.output.metrics
+            points = sorted((float(s.split("=")[1]), 100 * v) for (m, s), v in metrics.items()
+                            if m == "recovered_accuracy")  # fmt: skip
+            line = axes.plot(*zip(*points, strict=True), marker="o", label=row)[0]
+            control = sorted((float(s.split("=")[1]), 100 * v) for (m, s), v in metrics.items()
+                             if m == "control_accuracy")  # fmt: skip
+            if control:
+                axes.plot(*zip(*control, strict=True), ls=":", color=line.get_color())
+        axes.set_title(f"{protection}: class {cls} forgotten", fontsize=9)
+        axes.set_xlabel("eta (l2 bound on the weight shift)")
+        axes.set_ylabel("class test accuracy after recovery (%)")
+        axes.set_ylim(0, 100)
+        axes.legend(fontsize=7)
+    caption = (
+        "Solid: accuracy on the forgotten class's test images after the recovery attack (projected SGD "
+        "on 10% of that class's clean training images); dotted: the other classes' accuracy."
+    )
+    return FigureView("Lifecycle: recovery curves", png(figure), caption)
