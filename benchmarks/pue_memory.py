@@ -20,37 +20,9 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from dememo.models import build_model
+from dememo.profiling import SavedBytes
 from dememo.protect import PROTECTORS
 from dememo.protect.pue import ProvablyUnlearnable
-
-
-class SavedBytes:
-    """Peak bytes of tensors saved for backward while active."""
-
-    def __init__(self) -> None:
-        self.live = self.peak = 0
-
-    def __enter__(self):
-        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda held: held.tensor)
-        self.hooks.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.hooks.__exit__(*exc)
-
-    def _pack(self, tensor):
-        owner, size = self, tensor.numel() * tensor.element_size()
-
-        class Held:
-            def __init__(self):
-                self.tensor = tensor
-                owner.live += size
-                owner.peak = max(owner.peak, owner.live)
-
-            def __del__(self):
-                owner.live -= size
-
-        return Held()
 
 
 def one_graph_step(pue, model, optimizer, x, y) -> None:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from dememo.data.imageset import ImageSet
 from dememo.models import build_model
+from dememo.profiling import SavedBytes
 from dememo.protect import PROTECTORS, protect
 from dememo.protect.error_min import ErrorMinimizing
 from dememo.protect.presets import PRESETS, TUE_SETTINGS
@@ -54,35 +55,6 @@ def test_pue_robust_step_divides_each_draw_by_levels_times_draws(digits):
         assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
 
 
-class _SavedBytes:
-    """Peak bytes held by autograd for backward (saved tensors), via saved-tensor hooks."""
-
-    def __init__(self) -> None:
-        self.live = self.peak = 0
-
-    def __enter__(self):
-        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda held: held.tensor)
-        self.hooks.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.hooks.__exit__(*exc)
-
-    def _pack(self, tensor):
-        owner, size = self, tensor.numel() * tensor.element_size()
-
-        class Held:
-            def __init__(self):
-                self.tensor = tensor
-                owner.live += size
-                owner.peak = max(owner.peak, owner.live)
-
-            def __del__(self):
-                owner.live -= size
-
-        return Held()
-
-
 @pytest.mark.parametrize("phase", ["surrogate", "noise"])
 def test_pue_memory_does_not_grow_with_the_draw_count(digits, phase):
     x, y = _batch(digits, 64)
@@ -91,7 +63,7 @@ def test_pue_memory_does_not_grow_with_the_draw_count(digits, phase):
         pue = _pue(train_draws=draws, noise_draws=draws, pgd_steps=1)
         torch.manual_seed(0)
         model = build_model("tinycnn", 1, 10, (8, 8))
-        with _SavedBytes() as saved:
+        with SavedBytes() as saved:
             if phase == "surrogate":
                 pue.surrogate_update(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, [0.6])
             else:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dememo.data.scenarios import ScenarioSettings
-from dememo.experiments.protect_eval import Victim, _known
+from dememo.experiments.protect_eval import Victim, _known, known_preset
 from dememo.experiments.stages import Stage
 from dememo.experiments.stages.audit import audit_stage
 from dememo.experiments.stages.protect import protect_stage
@@ -29,7 +29,7 @@ from dememo.experiments.stages.unlearn import unlearn_stage
 from dememo.experiments.study import Planned, Study, register_study
 from dememo.pipeline import TrainConfig
 from dememo.protect import PROTECTORS
-from dememo.protect.presets import PRESETS, preset_options
+from dememo.protect.presets import preset_options
 from dememo.unlearn.base import UNLEARNERS
 from dememo.unlearn.settings import SCALES, paper_scale
 
@@ -69,12 +69,7 @@ class InterplaySettings(BaseModel):
     _protections = field_validator("protections")(lambda cls, v: [_known(PROTECTORS, m) for m in v])
     _methods = field_validator("methods")(lambda cls, v: [_known(UNLEARNERS, m) for m in v])
 
-    @field_validator("preset")
-    @classmethod
-    def _preset(cls, value: str) -> str:
-        if value not in PRESETS:
-            raise ValueError(f"unknown preset {value!r}; valid: {', '.join(sorted(PRESETS))}")
-        return value
+    _preset = field_validator("preset")(lambda cls, v: known_preset(v))
 
     @model_validator(mode="after")
     def _consistent(self) -> InterplaySettings:

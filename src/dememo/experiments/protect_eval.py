@@ -33,6 +33,12 @@ def _known(registry: Any, value: str) -> str:
     return value
 
 
+def known_preset(value: str) -> str:
+    if value not in PRESETS:
+        raise ValueError(f"unknown preset {value!r}; valid: {', '.join(sorted(PRESETS))}")
+    return value
+
+
 class Victim(BaseModel):
     """One victim setting: data, architecture and recipe (a registered name or a full recipe)."""
 
@@ -92,12 +98,7 @@ class ProtectEvalSettings(BaseModel):
     def _methods(cls, value: list[str]) -> list[str]:
         return [_known(PROTECTORS, m) for m in value]
 
-    @field_validator("preset")
-    @classmethod
-    def _preset(cls, value: str) -> str:
-        if value not in PRESETS:
-            raise ValueError(f"unknown preset {value!r}; valid: {', '.join(sorted(PRESETS))}")
-        return value
+    _preset = field_validator("preset")(lambda cls, v: known_preset(v))
 
     @field_validator("ratios")
     @classmethod
