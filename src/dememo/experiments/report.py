@@ -13,7 +13,7 @@ from dememo.errors import ConfigError
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
-from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput
+from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, as_list
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -52,8 +52,8 @@ def _section(db: ResultsDB, record: dict) -> str:
     if getattr(settings, "notes", ""):
         parts.append(f'<p class="note">Scale notes: {html.escape(settings.notes)}</p>')
     for name in spec.views:
-        view = VIEWS.get(name)(view_input)
-        parts.append(_table(view) if isinstance(view, TableView) else _figure(view))
+        for view in as_list(VIEWS.get(name)(view_input)):
+            parts.append(_table(view) if isinstance(view, TableView) else _figure(view))
     failed = {e.key: e.error for e in entries if e.error}
     missing = {e.key for e in entries if e.output is None and not e.error}
     if failed:
