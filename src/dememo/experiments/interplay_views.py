@@ -1,5 +1,5 @@
-"""Views of the interplay study: Tables 10-17 (accuracy), Tables 18-25 (MIA), Figures 5-8
-(prob-MIA gap to RT) and Table 5 (synergy, derived), each beside the paper's values.
+"""Views of the interplay study: Tables 10-17 (accuracy), Tables 18-25 (MIA) and Figures 5-8
+(prob-MIA gap to RT), each beside the paper's values (Table 5: ``synergy``).
 
 Entries carry the interplay labels (protection, level, cls, part, row, role): accuracy
 is read from unlearn stages and from the Before model's accuracy audit, the MIA rates
@@ -170,8 +170,17 @@ def mia_cell(rate: float | None, before: float | None, rt: float | None, row: st
     return f"{rate:.4f}" + (UP if above else "")
 
 
-def mia_part(level: str, settings: InterplaySettings, cls: int) -> str:
-    return "Du" if level == "subset" else class_part(settings, cls)
+def mia_part(settings: InterplaySettings, cls: int) -> str:
+    """The forget set whose models the MIA tables show: Du (subset level), Du or Dc (class level)."""
+    return "Du" if settings.level == "subset" else class_part(settings, cls)
+
+
+def damaged(results: Results, settings: InterplaySettings, protection: str, cls: int, row: str) -> bool:
+    """An unlearned model omitted from Tables 18-25 ('–'): Dt / Dtr accuracy below 1.5 x chance."""
+    accuracy = results.accuracy.get((protection, cls, mia_part(settings, cls), row), {}).get(
+        utility(settings.level)
+    )
+    return row not in ("Before", "RT") and accuracy is not None and is_damaged(accuracy, chance(settings))
 
 
 def mia_table(view: ViewInput, protection: str) -> TableView:
@@ -185,18 +194,13 @@ def mia_table(view: ViewInput, protection: str) -> TableView:
     for row in _rows(settings):
         cells = [row]
         for cls in settings.classes:
-            part = mia_part(level, settings, cls)
+            part = mia_part(settings, cls)
             rates = results.mia.get((protection, cls, part, row), {})
-            accuracy = results.accuracy.get((protection, cls, part, row), {}).get(utility(level))
-            damaged = (
-                row not in ("Before", "RT")
-                and accuracy is not None
-                and is_damaged(accuracy, chance(settings))
-            )
+            omitted = damaged(results, settings, protection, cls, row)
             for signal in PAPER_SIGNALS:
                 before = results.mia.get((protection, cls, part, "Before"), {}).get(signal)
                 rt = results.mia.get((protection, cls, part, "RT"), {}).get(signal)
-                text = mia_cell(rates.get(signal), before, rt, row, damaged)
+                text = mia_cell(rates.get(signal), before, rt, row, omitted)
                 value, arrow = paper.get((name, level, row, cls, signal), (None, False))
                 cells.append(f"{text} ({number(value, 4)}{UP if arrow else ''})")
         rows.append(cells)
@@ -228,16 +232,14 @@ def prob_gaps(
 ) -> dict[str, list[float | None]]:
     """Per unlearned row: prob-MIA(row) - prob-MIA(RT) per class (None where damaged or missing)."""
     gaps: dict[str, list[float | None]] = {}
-    level = settings.level
     for row in [r for r in _rows(settings) if r in UNLEARNED]:
         values: list[float | None] = []
         for cls in settings.classes:
-            part = mia_part(level, settings, cls)
+            part = mia_part(settings, cls)
             rate = results.mia.get((protection, cls, part, row), {}).get("probability")
             rt = results.mia.get((protection, cls, part, "RT"), {}).get("probability")
-            accuracy = results.accuracy.get((protection, cls, part, row), {}).get(utility(level))
-            damaged = accuracy is not None and is_damaged(accuracy, chance(settings))
-            values.append(None if rate is None or rt is None or damaged else rate - rt)
+            omit = rate is None or rt is None or damaged(results, settings, protection, cls, row)
+            values.append(None if omit else rate - rt)
         gaps[row] = values
     return gaps
 
