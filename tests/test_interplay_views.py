@@ -99,6 +99,7 @@ def test_synergy_rule_on_hand_made_and_paper_values():
     assert symbol({"small": ["success", "success", "fail"], "large": ["fail", "fail", "success"]}) == "△"
     assert symbol({"small": ["counter", "counter", "fail"], "large": ["fail", "fail", "fail"]}) == "▲"
     assert symbol({"small": ["fail", "counter", "success"], "large": []}) == "✗"
+    assert symbol({"small": ["missing", "missing"]}) == "–"  # nothing measured (e.g. a level not run)
     table = {("RT", "Du"): 0.0, ("RT", "utility"): 96.0, ("Before", "Du"): 100.0, ("X", "utility"): 95.0}
 
     def lookup(protection, cls, row, quantity):

@@ -76,10 +76,13 @@ def paper_lookup(level: str) -> Lookup:
 
 
 def judge(value: Lookup, protection: str, cls: int, row: str, quantity: str, floor: float) -> str:
-    """'success', 'counter' or 'fail' for one cell; ``floor`` is the damage threshold (%)."""
+    """'success', 'counter', 'fail', or 'missing' (no accuracy for this model or for RT);
+    ``floor`` is the chance level (%) below 1.5 x which a model counts as damaged."""
     mine, rt, before = (value(protection, cls, r, quantity) for r in (row, "RT", "Before"))
     kept, rt_kept = value(protection, cls, row, "utility"), value(protection, cls, "RT", "utility")
-    if mine is None or rt is None or kept is None or is_damaged(kept, floor):
+    if kept is None or rt_kept is None:
+        return "missing"
+    if mine is None or rt is None or is_damaged(kept, floor):  # a '–' of the paper's MIA tables: damaged
         return "fail"
     if quantity == "mia":
         if before is not None and mine > before and mine > rt:
@@ -89,26 +92,29 @@ def judge(value: Lookup, protection: str, cls: int, row: str, quantity: str, flo
         if before is not None and mine > before:
             return "counter"
         deep = mine <= rt + TOLERANCE
-    return "success" if deep and (rt_kept is None or kept >= rt_kept - TOLERANCE) else "fail"
+    return "success" if deep and kept >= rt_kept - TOLERANCE else "fail"
 
 
 def symbol(outcomes: dict[str, list[str]]) -> str:
-    """Outcomes per scale (one per class) -> the Table 5 symbol."""
-    if not any(outcomes.values()):
+    """Outcomes per scale (one per class) -> the Table 5 symbol; '–' when nothing was measured."""
+    scales = [[o for o in per_scale if o != "missing"] for per_scale in outcomes.values()]
+    scales = [o for o in scales if o]
+    if not scales:
         return SYMBOLS["none"]
-    majority = {s: lambda kind, o=o: 2 * o.count(kind) > len(o) for s, o in outcomes.items() if o}
-    succeeded = [won("success") for won in majority.values()]
+
+    def most(kind: str, of: list[str]) -> bool:
+        return 2 * of.count(kind) > len(of)
+
+    succeeded = [most("success", o) for o in scales]
     if all(succeeded):
         return SYMBOLS["good"]
     if any(succeeded):
         return SYMBOLS["sensitive"]
-    return SYMBOLS["counter"] if any(won("counter") for won in majority.values()) else SYMBOLS["fail"]
+    return SYMBOLS["counter"] if any(most("counter", o) for o in scales) else SYMBOLS["fail"]
 
 
 def cell(value: Lookup, settings: InterplaySettings, protection: str, method: str, quantity: str) -> str:
     """The symbol of one method and protection in one column, from the settings' classes and scales."""
-    if quantity == "mia" and settings.mia is None:
-        return SYMBOLS["none"]
     protected = settings.scenario_settings().protected_classes
     classes = [c for c in settings.classes if settings.level == "subset" or c in protected]
     floor = chance(settings)
@@ -133,8 +139,9 @@ def synergy(view: ViewInput) -> TableView:
                 if block is None or protection not in block.protections or method not in block.methods:
                     cells.append(SYMBOLS["none"])
                     continue
-                run = cell(run_lookup(results[column.level], column.level), block, protection, method,
-                           column.quantity)  # fmt: skip
+                audited = column.quantity != "mia" or block.mia is not None
+                lookup = run_lookup(results[column.level], column.level)
+                run = cell(lookup, block, protection, method, column.quantity) if audited else SYMBOLS["none"]
                 paper = cell(paper_lookup(column.level), block, protection, method, column.quantity)
                 cells.append(f"{run} ({paper})")
             rows.append(cells)
