@@ -20,7 +20,7 @@ from dememo.experiments.reproduce import reproduce, stored_entries
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import CUSTOM, Spec, describe_error
 from dememo.experiments.stages import StageContext
-from dememo.experiments.views import VIEWS, ViewInput, as_list, table_markdown
+from dememo.experiments.views import VIEWS, TableView, ViewInput, as_list, table_markdown
 from dememo.paths import artifact_root
 from dememo.runtime import resolve_device
 from dememo.store import ArtifactStore
@@ -190,8 +190,8 @@ def interplay_command(
     finally:
         db.close()
     view = ViewInput(spec, CUSTOM, spec.settings(CUSTOM), entries)
-    names = ["interplay-table", "mia-table"] if mia else ["interplay-table"]
-    text = "\n".join(table_markdown(t) for name in names for t in as_list(VIEWS.get(name)(view)))
+    shown = [v for name in spec.views for v in as_list(VIEWS.get(name)(view)) if isinstance(v, TableView)]
+    text = "\n".join(table_markdown(table) for table in shown)
     console.print(text, markup=False, highlight=False)
     console.print(f"{len(outcome.ran)} stages run, {len(outcome.reused)} reused; results in {results} "
                   f"(dememo report {results})")  # fmt: skip
