@@ -62,12 +62,13 @@ def test_class_tables_have_the_paper_layout_values_and_mia_rules():
     # prob 0.70 is above Before (0.50) and RT (0.60): arrow; corr 0.05 above RT only, entro above Before only
     assert ft[2].startswith("0.7000↑ (") and ft[1].startswith("0.0500 (") and ft[3].startswith("0.2500 (")
     assert mia.rows[0][2] == "0.6000 (0.5982)"  # the paper's Table 25 RT prob, class 0
-    # a severely damaged model (Dtr below 1.5 x chance of the two observation classes) is omitted
-    [damaged] = VIEWS.get("mia-table")(view(level, class_entries(ft_dtr=60.0)))
+    # a severely damaged model (Dtr below 1.5 x chance, 10 classes) is omitted
+    [damaged] = VIEWS.get("mia-table")(view(level, class_entries(ft_dtr=14.0)))
     assert all(c.startswith("– (") for c in damaged.rows[1][1:4])
     gaps = prob_gaps(Results.of(class_entries(), "class"), level, "ops")
     assert gaps["FT_small"][0] == pytest.approx(0.10) and gaps["FT_small"][1] is None
-    assert prob_gaps(Results.of(class_entries(60.0), "class"), level, "ops")["FT_small"][0] is None
+    assert prob_gaps(Results.of(class_entries(14.0), "class"), level, "ops")["FT_small"][0] is None
+    assert prob_gaps(Results.of(class_entries(16.0), "class"), level, "ops")["FT_small"][0] is not None
     figure = VIEWS.get("mia-gap")(view(level, class_entries()))
     assert isinstance(figure, FigureView) and figure.png.startswith(b"\x89PNG")
 
@@ -105,9 +106,9 @@ def test_synergy_rule_on_hand_made_and_paper_values():
     def lookup(protection, cls, row, quantity):
         return table.get((row, quantity), {"X": 3.0}.get(row))
 
-    assert judge(lookup, "ops", 0, "X", "Du", 50.0) == "success"  # 3 <= 0 + 5, utility within 5 of RT
-    table[("X", "utility")] = 60.0  # damaged (below 1.5 x 50%)
-    assert judge(lookup, "ops", 0, "X", "Du", 50.0) == "fail"
+    assert judge(lookup, "ops", 0, "X", "Du", 10.0) == "success"  # 3 <= 0 + 5, utility within 5 of RT
+    table[("X", "utility")] = 14.0  # damaged (below 1.5 x 10%)
+    assert judge(lookup, "ops", 0, "X", "Du", 10.0) == "fail"
     # the rule on the paper's Table 17 / 25 (OPS, class level, protected classes 0-3)
     level = settings("class", [0, 1, 2, 3], methods=["rt", "ft", "if", "ga"], scales=["small", "large"])
     assert cell(paper_lookup("class"), level, "ops", "ft", "Duc") == "✓"  # FT: Duc 0 like RT, Dtr kept

@@ -154,9 +154,8 @@ def utility(level: str) -> str:
 
 
 def chance(settings: InterplaySettings) -> float:
-    """Chance accuracy (%) on Dt (all classes) or Dtr (the observation classes)."""
-    if settings.level == "class":
-        return 100 / len(settings.scenario_settings().observation_classes)
+    """Chance accuracy (%) of a guess among all classes, on Dt or Dtr alike (the model predicts
+    every class; the paper's collapsed models show 10.00 on both)."""
     return 100 / CLASS_COUNT.get(settings.victim.dataset, 10)
 
 
