@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from dememo.cli import app
 from dememo.data.scenarios import ScenarioSettings, build_scenario
 from dememo.errors import ArtifactError, ConfigError
-from dememo.store import ArtifactStore
-from dememo.train import get_recipe
-from dememo.unlearn.interplay import interplay_markdown, run_interplay
+from dememo.experiments import ResultsDB
+from dememo.experiments.reproduce import stored_entries
+from dememo.experiments.spec import CUSTOM
 from dememo.unlearn.settings import VICTIM_RECIPE, paper_scale
 
 runner = CliRunner()
@@ -70,43 +70,33 @@ def test_paper_settings():
         paper_scale("tap", "class", "if", "small")
 
 
-def test_subset_interplay_on_digits(digits, tmp_path):
-    store = ArtifactStore(tmp_path)
-    kwargs = dict(
-        protection="ops",
-        level="subset",
-        methods=("rt", "ga", "ft"),
-        scales=("small",),
-        classes=(1,),
-        model="mlp",
-        recipe=get_recipe("quick", epochs=2),
-        store=store,
-        scale_values={"ga": {"small": 0.01}},
-        method_options={"ft": {"epochs": 1}},
-    )
-    result = run_interplay(digits, **kwargs)
-    labels = {(c.forget_set, c.method) for c in result.cells}
-    assert labels == {(p, m) for p in ("Du", "Dc") for m in ("RT", "GA_small", "FT_small")} | {
-        ("-", "Before")
-    }
-    assert result.scales == {
-        "ga": {"small": 0.01},
-        "ft": {"small": paper_scale("ops", "subset", "ft", "small")},
-    }
-    before = {c.column: c.value for c in result.cells if c.method == "Before"}
-    for cell in result.cells:
-        if cell.forget_set == "Du" and cell.method == "FT_small" and cell.column == "Duc":
-            assert cell.arrow == (cell.value > before["Duc"])
-    paper_cell = next(
-        c for c in result.cells if c.method == "RT" and c.forget_set == "Du" and c.column == "Dt"
-    )
-    assert paper_cell.paper == 76.59  # Table 13 (OPS), class 1, Du forgotten
-    table = interplay_markdown(result)
-    assert "| Du | RT |" in table and "| - | Before |" in table and "(76.59)" in table
-    stamp = {p: p.stat().st_mtime for p in (tmp_path / "unlearned").iterdir()}
-    again = run_interplay(digits, **kwargs)
-    assert [c.value for c in again.cells] == [c.value for c in result.cells]
-    assert {p: p.stat().st_mtime for p in (tmp_path / "unlearned").iterdir()} == stamp
+def test_interplay_command_runs_the_study_beside_the_paper_and_reuses_on_rerun(tmp_path):
+    args = ["interplay", "--protection", "ops", "--scenario", "subset", "--methods", "rt,ga,ft",
+            "--scales", "small", "--classes", "1", "--dataset", "digits", "--model", "mlp", "--recipe",
+            "quick", "--epochs", "2", "--scale", "ga.small=0.01", "-o", "ft.epochs=1", "--device", "cpu",
+            "--results", str(tmp_path / "results"), "--artifacts", str(tmp_path / "artifacts"),
+            "--out", str(tmp_path / "table.md")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "table.md").read_text()
+    assert "Table 13 (OPS)" in table and "| Du | RT |" in table and "| Dc | GA_small |" in table
+    assert "| - | Before |" in table
+    # Table 13 (OPS), class 1, Du forgotten, RT row, Dt column: the paper's 76.59 beside this run's value
+    rt_row = next(line for line in table.splitlines() if line.startswith("| Du | RT |"))
+    assert rt_row.split(" | ")[-1].endswith("(76.59) |")
+    # the FT arrow rule (FACTS 1.7) on the recorded results: Duc above the Before model's
+    db = ResultsDB.in_directory(tmp_path / "results")
+    recorded = stored_entries(db, "interplay-subset-command", CUSTOM)
+    entries = {(e.labels["part"], e.labels["row"]): e for e in recorded if "part" in e.labels}
+    db.close()
+    before_duc, ft_duc = (entries[("Du", r)].metric("accuracy", "Duc") for r in ("Before", "FT_small"))
+    ft_row = next(line for line in table.splitlines() if line.startswith("| Du | FT_small |"))
+    assert (ft_row.split(" | ")[3].split(" ")[0].endswith("↑")) == (ft_duc > before_duc)
+    stamp = {p: p.stat().st_mtime for p in (tmp_path / "artifacts" / "unlearned").iterdir()}
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "0 stages run" in again.output
+    assert (tmp_path / "table.md").read_text() == table
+    assert {p: p.stat().st_mtime for p in (tmp_path / "artifacts" / "unlearned").iterdir()} == stamp
 
 
 def test_unlearn_list_and_bad_inputs(tmp_path):

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import torch
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from dememo.atomic import atomic_write_text
@@ -15,13 +16,16 @@ from dememo.cli.common import Artifacts, DataRoot, Device, OptionPairs, app, con
 from dememo.data import load_dataset
 from dememo.data.scenarios import Scenario
 from dememo.errors import ConfigError
+from dememo.experiments.reproduce import reproduce, stored_entries
+from dememo.experiments.results import ResultsDB
+from dememo.experiments.spec import CUSTOM, Spec, describe_error
+from dememo.experiments.stages import StageContext
+from dememo.experiments.views import VIEWS, TableView, ViewInput, as_list, table_markdown
 from dememo.paths import artifact_root
-from dememo.protect.presets import preset_options
 from dememo.runtime import resolve_device
 from dememo.store import ArtifactStore
-from dememo.train import accuracy, get_recipe
+from dememo.train import accuracy
 from dememo.unlearn import UNLEARNERS, unlearn_or_load
-from dememo.unlearn.interplay import interplay_markdown, run_interplay
 from dememo.unlearn.jobs import parent_training_set
 from dememo.unlearn.settings import SCALES
 
@@ -146,57 +150,70 @@ def interplay_command(
         list[str] | None, typer.Option(help="Scale value as method.small=X, repeatable.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    mia: Annotated[bool, typer.Option(help="Also audit every model by MIA (Tables 18-25).")] = False,
     option: OptionPairs = None,
-    out: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
-    paper: Annotated[bool, typer.Option(help="Show the paper's value beside each cell.")] = True,
+    out: Annotated[Path | None, typer.Option(help="Also write the tables as Markdown here.")] = None,
+    results: Annotated[Path, typer.Option(help="Results directory (holds results.sqlite).")] = Path(
+        "results"
+    ),
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
     device: Device = "auto",
 ) -> None:
-    """The interplay study: unlearning from models trained on partly protected data (Tables 10-17)."""
+    """The interplay study (Tables 10-17) from flags: a shortcut onto 'dememo reproduce'
+    with one custom scale; prints the tables with the paper's values beside this run's."""
     if scenario not in ("class", "subset"):
         raise ConfigError(f"--scenario {scenario!r}: expected class or subset")
-    scale_names = tuple(s.strip() for s in scales.split(","))
+    scale_names = [s.strip() for s in scales.split(",")]
     bad = [s for s in scale_names if s not in SCALES]
     if bad:
         raise ConfigError(f"--scales: unknown {bad}; valid: {', '.join(SCALES)}")
-    class_list = parse_classes(classes)
-    method_names = tuple(m.strip() for m in methods.split(","))
-    for name in method_names:
-        UNLEARNERS.get(name)
-    scale_values = {m: {k: float(v) for k, v in kv.items()} for m, kv in parse_options(scale or []).items()}
     extra = parse_options(option or [])
-    protect_options = {**preset_options(preset).get(protection, {}), **extra.pop(protection, {})}
-    overrides = {"epochs": epochs} if epochs is not None else {}
-    result = run_interplay(
-        load_dataset(dataset, data_root),
-        protection=protection,
-        level=scenario,
-        methods=method_names,
-        scales=scale_names,
-        classes=class_list,
-        model=model,
-        recipe=get_recipe(recipe, **overrides),
-        store=ArtifactStore(artifact_root(artifacts)),
-        device=resolve_device(device),
-        seed=seed,
-        train_per_class=train_per_class,
-        test_per_class=test_per_class,
-        protect_options=protect_options,
-        scale_values=scale_values,
-        method_options=extra,
-        log=console.print,
+    victim = {"dataset": dataset, "model": model, "recipe": recipe, "epochs": epochs,
+              "train_per_class": train_per_class, "test_per_class": test_per_class}  # fmt: skip
+    scale_values = {m: {k: float(v) for k, v in kv.items()} for m, kv in parse_options(scale or []).items()}
+    settings = {
+        "notes": "built from the flags of 'dememo interplay'", "victim": victim, "seed": seed,
+        "level": scenario, "protections": [protection], "preset": preset,
+        "protect_options": {protection: extra.pop(protection, {})}, "classes": list(parse_classes(classes)),
+        "methods": [m.strip() for m in methods.split(",")], "scales": scale_names, "method_options": extra,
+        "mia": {} if mia else None, "scale_values": scale_values,
+    }  # fmt: skip
+    spec = command_spec(settings)
+    context = StageContext(
+        artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None, device
     )
-    table = interplay_markdown(result, with_paper=paper)
-    scales_used = "; ".join(
-        f"{m}: " + ", ".join(f"{k} {v:g}" for k, v in s.items()) for m, s in result.scales.items()
-    )
-    title = (
-        f"{scenario}-level interplay, {protection}, {model} ({recipe}) on {dataset}; scales {scales_used}; "
-        f"{result.seconds:.0f} s"
-    )
-    console.print(title)
-    console.print(table, markup=False, highlight=False)
+    outcome = reproduce(spec, CUSTOM, results, context, log=lambda line: console.print(f"  {line}"))
+    db = ResultsDB.in_directory(results)
+    try:
+        entries = stored_entries(db, spec.name, CUSTOM)
+    finally:
+        db.close()
+    view = ViewInput(spec, CUSTOM, spec.settings(CUSTOM), entries)
+    shown = [v for name in spec.views for v in as_list(VIEWS.get(name)(view)) if isinstance(v, TableView)]
+    text = "\n".join(table_markdown(table) for table in shown)
+    console.print(text, markup=False, highlight=False)
+    console.print(f"{len(outcome.ran)} stages run, {len(outcome.reused)} reused; results in {results} "
+                  f"(dememo report {results})")  # fmt: skip
     if out is not None:
-        atomic_write_text(out, f"{title}\n\nCells: accuracy % (paper's value in parentheses).\n\n{table}")
+        atomic_write_text(out, text)
         console.print(f"wrote {out}")
+    outcome.raise_for_failures()
+
+
+def command_spec(settings: dict) -> Spec:
+    """The spec of a 'dememo interplay' call: the interplay study at one custom scale."""
+    paper = {"artefact": "Tables 10-17" + (" and 18-25" if settings["mia"] is not None else ""),
+             "section": "section 6.2 and Appendix B", "note": "dememo interplay (command line)"}  # fmt: skip
+    name = f"interplay-{settings['level']}-command"
+    views = (
+        ["interplay-table", "mia-table", "mia-gap"] if settings["mia"] is not None else ["interplay-table"]
+    )
+    data = {"name": name, "title": f"{settings['level'].capitalize()}-level interplay (dememo interplay)",
+            "study": "interplay", "paper": paper, "views": views, "scales": {CUSTOM: settings}}  # fmt: skip
+    try:
+        spec = Spec.model_validate(data)
+        spec.settings(CUSTOM)
+    except ValidationError as error:
+        raise ConfigError(describe_error(name, error)) from None
+    return spec

@@ -15,7 +15,7 @@ from dememo.errors import ConfigError
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
-from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput
+from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, as_list
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -56,7 +56,7 @@ def _section(db: ResultsDB, record: dict) -> Section:
     return Section(
         f"{spec.title} ({spec.name}, {scale} scale)",
         notes,
-        [VIEWS.get(name)(view_input) for name in spec.views],
+        [view for name in spec.views for view in as_list(VIEWS.get(name)(view_input))],
         {e.key: e.error for e in entries if e.error},
         len({e.key for e in entries if e.output is None and not e.error}),
         f"{len(runs)} stages, {seconds:.0f} s of stage time on {', '.join(devices) or '?'}; "

@@ -2,7 +2,8 @@
 
 A spec names a study, the paper artefact it reproduces (with the source), the
 views its report shows, and one settings block per scale (smoke, cpu, paper)
-validated by the study's Settings model. Errors name the file, the key path and
+validated by the study's Settings model; a spec built from a command's flags has
+the one scale 'custom' instead. Errors name the file, the key path and
 its line, e.g. ``table3.yaml: scales.smoke.victims.0.modle (line 21): Extra inputs
 are not permitted``.
 """
@@ -20,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from dememo.errors import ConfigError
 from dememo.experiments.study import STUDIES
 
-Scale = Literal["smoke", "cpu", "paper"]
+Scale = Literal["smoke", "cpu", "paper", "custom"]
 SCALES: tuple[str, ...] = ("smoke", "cpu", "paper")
+CUSTOM = "custom"  # the one scale of a spec built from command-line flags (e.g. dememo interplay)
 
 
 class PaperRef(BaseModel):
@@ -64,18 +66,18 @@ class Spec(BaseModel):
     @classmethod
     def _every_scale(cls, value: dict[str, Any]) -> dict[str, Any]:
         missing = [s for s in SCALES if s not in value]
-        if missing:
+        if missing and list(value) != [CUSTOM]:
             raise ValueError(f"missing scale(s) {missing}; every spec defines {', '.join(SCALES)}")
         return value
 
     def settings(self, scale: str) -> BaseModel:
         """The validated settings of one scale."""
         if scale not in self.scales:
-            raise ConfigError(f"spec {self.name!r} has no scale {scale!r}; valid: {', '.join(SCALES)}")
+            raise ConfigError(f"spec {self.name!r} has no scale {scale!r}; valid: {', '.join(self.scales)}")
         try:
             return STUDIES.get(self.study).Settings.model_validate(self.scales[scale])
         except ValidationError as error:
-            raise ConfigError(_describe(f"spec {self.name!r}", error, ("scales", scale))) from None
+            raise ConfigError(describe_error(f"spec {self.name!r}", error, ("scales", scale))) from None
 
 
 def _line(node: yaml.Node | None, loc: tuple) -> int | None:
@@ -95,7 +97,7 @@ def _line(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
-def _describe(source: str, error: ValidationError, prefix: tuple = (), text: str | None = None) -> str:
+def describe_error(source: str, error: ValidationError, prefix: tuple = (), text: str | None = None) -> str:
     """'<source>: <key.path> (line N): <problem>; ...' (lines when the YAML text is known)."""
     root = yaml.compose(text) if text is not None else None
     problems = []
@@ -118,12 +120,12 @@ def parse_spec(text: str, source: str) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_describe(source, error, text=text)) from None
+        raise ConfigError(describe_error(source, error, text=text)) from None
     for scale in SCALES:
         try:
             STUDIES.get(spec.study).Settings.model_validate(spec.scales[scale])
         except ValidationError as error:
-            raise ConfigError(_describe(source, error, ("scales", scale), text)) from None
+            raise ConfigError(describe_error(source, error, ("scales", scale), text)) from None
     return spec
 
 

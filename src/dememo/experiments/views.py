@@ -1,7 +1,7 @@
 """Views: how a reproduction's results are shown in the report (tables and figures).
 
 A view is a function of the spec, the scale's settings and the entries (planned
-stages with results); it returns a ``TableView`` or a ``FigureView``. Specs name
+stages with results); it returns a ``TableView``, a ``FigureView`` or a list of them. Specs name
 their views; a new paper artefact adds a view here, registered in VIEWS.
 """
 
@@ -45,8 +45,20 @@ class ViewInput:
     entries: list[Entry]
 
 
-View = Callable[[ViewInput], TableView | FigureView]
+View = Callable[[ViewInput], TableView | FigureView | list[TableView | FigureView]]
 VIEWS: Registry[View] = Registry("view")
+
+
+def as_list(result: TableView | FigureView | list[TableView | FigureView]) -> list[TableView | FigureView]:
+    """A view's tables and figures (a view may return several, e.g. one table per protection)."""
+    return result if isinstance(result, list) else [result]
+
+
+def table_markdown(view: TableView) -> str:
+    """A table view as Markdown: title, the table, its caption."""
+    rows = [view.header, ["---"] * len(view.header), *view.rows]
+    lines = [f"**{view.title}**", ""] + ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines + (["", view.caption] if view.caption else [])) + "\n"
 
 
 def percent(value: float | None) -> str:

@@ -42,6 +42,33 @@ def interplay_tables() -> dict[tuple[str, str, str, str, int, str], tuple[float 
     paper's Tables 10-17 (the accuracy rows of ``tables10-25.csv``). forget_set is 'Du'/'Dc' (subset level),
     '-' for the subset Before row, and 'class<k>' at class level; value None where the
     paper prints '-'."""
+    return {key: value for key, value in _tables10_25().items() if not key[-1].startswith("mia_")}
+
+
+@cache
+def mia_tables() -> dict[tuple[str, str, str, int, str], tuple[float | None, bool]]:
+    """{(protection, level, method, class, signal): (SVC member rate, up-arrow)} from the
+    paper's Tables 18-25; signal is 'correctness', 'probability' or 'entropy' (the
+    columns corr, prob, entro); value None where the paper prints '-' (a damaged model)."""
+    signals = {"mia_corr": "correctness", "mia_prob": "probability", "mia_entro": "entropy"}
+    return {(protection, level, method, cls, signals[column]): value
+            for (protection, level, _, method, cls, column), value in _tables10_25().items()
+            if column in signals}  # fmt: skip
+
+
+@cache
+def prob_gap_figures() -> dict[tuple[str, str, int, str], float | None]:
+    """{(protection, level, class, method): prob-MIA(method) - prob-MIA(RT)}, the quantity
+    Figures 5-8 plot, derived from Tables 18-25 (``fig5-8-prob-gap-derived.csv``)."""
+    text = files(__package__).joinpath("fig5-8-prob-gap-derived.csv").read_text().splitlines()
+    rows = csv.DictReader([line for line in text if line and not line.startswith("#")])
+    fixed = ("figure", "protection", "level", "class")
+    return {(r["protection"], r["level"], int(r["class"]), method): float(value) if value else None
+            for r in rows for method, value in r.items() if method not in fixed}  # fmt: skip
+
+
+@cache
+def _tables10_25() -> dict[tuple[str, str, str, str, int, str], tuple[float | None, bool]]:
     text = files(__package__).joinpath("tables10-25.csv").read_text().splitlines()
     rows = csv.DictReader([line for line in text if line and not line.startswith("#")])
     return {
@@ -50,7 +77,6 @@ def interplay_tables() -> dict[tuple[str, str, str, str, int, str], tuple[float 
             r["arrow"] == "1",
         )
         for r in rows
-        if int(r["table"]) <= 17
     }
 
 
