@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from dememo.audit.mia import PAPER_SIGNALS, is_damaged
 from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.study import Entry
-from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, _png
+from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, png
 from dememo.reference import interplay_tables, mia_tables, prob_gap_figures
 from dememo.unlearn.settings import TABLE_NAMES
 
@@ -284,4 +284,4 @@ def mia_gap(view: ViewInput) -> FigureView:
         f"Missing bars: damaged models or no result ({_caption_run(view)})."
     )
     title = f"Figures 5-8 ({settings.level} level): prob-MIA gap to RT"
-    return FigureView(title, _png(figure), caption)
+    return FigureView(title, png(figure), caption)
