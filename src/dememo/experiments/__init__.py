@@ -4,7 +4,7 @@ spec (YAML, per scale) --study.plan--> stages (protect -> train -> unlearn -> au
     --run_graph on a backend--> results.sqlite + artifact store --views--> report.html
 """
 
-from dememo.experiments import protect_eval  # noqa: F401  (registers the protect-eval study)
+from dememo.experiments import llm, llm_views, protect_eval  # noqa: F401  (register the studies, views)
 from dememo.experiments.graph import ExperimentError, GraphOutcome, run_graph
 from dememo.experiments.reproduce import plan_spec, reproduce, run_planned
 from dememo.experiments.results import ResultsDB

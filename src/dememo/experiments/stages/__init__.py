@@ -1,6 +1,12 @@
 """Stage kinds of the experiment graph; importing this package registers them."""
 
-from dememo.experiments.stages import protect, train  # noqa: F401  (registers the kinds)
+from dememo.experiments.stages import (  # noqa: F401  (registers the kinds)
+    lm_finetune,
+    lm_recover,
+    lm_unlearn,
+    protect,
+    train,
+)
 from dememo.experiments.stages.base import (
     STAGE_KINDS,
     Resources,
