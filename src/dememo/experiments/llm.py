@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dememo.errors import ConfigError
+from dememo.experiments.spec import Spec, _describe
 from dememo.experiments.stages.lm_finetune import lm_finetune_stage
 from dememo.experiments.stages.lm_recover import lm_recover_stage
 from dememo.experiments.stages.lm_unlearn import lm_unlearn_stage
@@ -49,6 +51,13 @@ class LLMSettings(BaseModel):
     seed: int = 0
     notes: str = ""
 
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"tasks must be distinct and non-empty, got {list(value)}")
+        return value
+
     @field_validator("unlearn")
     @classmethod
     def _methods(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -59,10 +68,12 @@ class LLMSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _attacked_are_run(self) -> LLMSettings:
+    def _consistent(self) -> LLMSettings:
         missing = [m for m in self.attacked if m not in self.unlearn]
         if missing:
             raise ValueError(f"attacked method(s) {missing} are not in 'unlearn'")
+        if self.recipe.lora_rank is not None and self.train_layers is not None:
+            raise ValueError("LoRA adapts every layer: set train_layers or recipe.lora_rank, not both")
         return self
 
     def setup(self) -> LMSetup:
@@ -102,3 +113,21 @@ class LLMStudy(Study):
                     labels = {"task": task, "column": method, "role": "recover"}
                     planned.append(Planned(lm_recover_stage(unlearned, recovery), labels))
         return planned
+
+
+def with_overrides(spec: Spec, scale: str, **overrides: Any) -> Spec:
+    """``spec`` with one scale's settings changed (``llm-study``'s options: model, corpus,
+    tasks, train_layers, recipe fields such as lora_rank); validated like the YAML."""
+    spec.settings(scale)  # an unknown scale: the error naming the valid ones
+    block = dict(spec.scales[scale])
+    recipe = {k: overrides.pop(k) for k in list(overrides) if k in LMRecipe.model_fields}
+    if recipe:
+        block["recipe"] = {**block["recipe"], **recipe}
+        if recipe.get("lora_rank") is not None:
+            block["train_layers"] = None  # LoRA adapts every layer
+    block.update(overrides)
+    try:
+        LLMSettings.model_validate(block)
+    except ValidationError as error:
+        raise ConfigError(_describe(f"llm-study --scale {scale}", error)) from None
+    return spec.model_copy(update={"scales": {**spec.scales, scale: block}})

@@ -7,9 +7,15 @@ is set beside the paper's Task i only to compare patterns, not values.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from matplotlib.figure import Figure
 
+from dememo.atomic import atomic_write_bytes, atomic_write_text
 from dememo.experiments.llm import LLMSettings
+from dememo.experiments.reproduce import stored_entries
+from dememo.experiments.results import ResultsDB
+from dememo.experiments.spec import Spec
 from dememo.experiments.stages.lm_recover import eta_split
 from dememo.experiments.study import Entry
 from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, _png, percent
@@ -90,10 +96,32 @@ def figure12_view(view: ViewInput) -> FigureView:
         axes.set_ylim(-2, 102)
         if index == 0:
             axes.set_ylabel("forget-task accuracy (%)")
-            axes.legend(fontsize=7)
+            if axes.get_legend_handles_labels()[0]:
+                axes.legend(fontsize=7)
     relative = "" if settings.relative_eta else ": here absolute"
     caption = (f"Recovery attack on each unlearned model ({view.scale} scale): accuracy on the forgotten "
                f"task after fine-tuning on {settings.attack_per_task} of its clean training examples inside "
                "an l2 ball of radius eta around the unlearned weights (eta relative to the trained weights' "
                f"norm{relative}). The paper's Figure 12 gives no eta values.")  # fmt: skip
     return FigureView("Figure 12: recovery attack on unlearned LMs", _png(figure), caption)
+
+
+def table_markdown(view: TableView) -> str:
+    lines = ["| " + " | ".join(view.header) + " |", "|" + "---|" * len(view.header)]
+    lines += ["| " + " | ".join(row) + " |" for row in view.rows]
+    return "\n".join(lines) + "\n"
+
+
+def export_llm(results: Path, spec: Spec, scale: str) -> tuple[str, Path]:
+    """Table 4 as Markdown (``<results>/table4.md``) and Figure 12 (``figure12.png``) of a
+    recorded reproduction; returns the Markdown and the PNG's path."""
+    db = ResultsDB.in_directory(results, create=False)
+    try:
+        view = ViewInput(spec, scale, spec.settings(scale), stored_entries(db, spec.name, scale))
+    finally:
+        db.close()
+    markdown = table_markdown(table4_view(view))
+    atomic_write_text(results / "table4.md", markdown)
+    png = results / "figure12.png"
+    atomic_write_bytes(png, figure12_view(view).png)
+    return markdown, png
