@@ -74,7 +74,11 @@ def recovery_points(entries: list[Entry], task: str, method: str, etas: tuple[fl
     if entry is None or entry.output is None:
         return []
     points = [(eta, entry.metric("task_accuracy", eta_split(eta))) for eta in etas]
-    return [(eta, 100 * acc) for eta, acc in points if acc is not None]
+    points = [(eta, 100 * acc) for eta, acc in points if acc is not None]
+    start = task_accuracy(entries, task, method)  # eta = 0: the unlearned model as it is
+    if 0 not in etas and start is not None:
+        points.insert(0, (0.0, start))
+    return points
 
 
 @VIEWS.register("figure12")
