@@ -85,3 +85,20 @@ def test_importing_the_experiments_does_not_load_transformers():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_table4_arrows_and_figure12_points_from_entries():
+    from dememo.experiments.llm_views import recovery_points, up_arrows
+    from dememo.experiments.stages import StageOutput
+    from dememo.experiments.study import Entry
+
+    def entry(column, role, metrics):
+        labels = {"task": "sports", "column": column, "role": role}
+        return Entry(labels, column + role, StageOutput("x", metrics))
+
+    entries = [entry("ga", "model", {("accuracy", "forget"): 0.5}),
+               entry("ga", "recover", {("task_accuracy", "eta=0.01"): 0.75})]  # fmt: skip
+    # eta 0 comes from the unlearned model when the curve lacks it
+    assert recovery_points(entries, "sports", "ga", (0.01,)) == [(0.0, 50.0), (0.01, 75.0)]
+    assert recovery_points(entries, "sports", "npo", (0.01,)) == []
+    assert up_arrows({"regtext": 60.0, "rt": 70.0, "ga": 61.0, "npo": 60.0, "ft": None}) == {"ga"}
