@@ -88,3 +88,16 @@ def test_unlearned_lm_round_trips_and_is_reused(setup, tmp_path):
 def test_lora_with_train_layers_is_refused(setup, tmp_path):
     with pytest.raises(ConfigError, match="not both"):
         finetune_or_load(setup, LMRecipe(lora_rank=2), "clean", ArtifactStore(tmp_path), CPU)
+
+
+def test_lora_model_is_stored_whole_and_can_be_unlearned(setup, tmp_path):
+    store, full = ArtifactStore(tmp_path), setup.model_copy(update={"train_layers": None})
+    parent = finetune_or_load(
+        full, LMRecipe(epochs=1, lr=1e-2, batch_size=4, lora_rank=2), "clean", store, CPU
+    )
+    assert set(parent.artifact.tensors) == set(trainable_state(parent.lm.model))
+    assert not any("lora" in k for k in parent.artifact.tensors)
+    weights = list(parent.lm.model.parameters())
+    assert len(parent.artifact.tensors) == len(weights)  # merged, and every weight trainable again
+    unlearned = unlearn_lm_or_load(parent.artifact, "ft", "sport", store, CPU, epochs=1, lr=1e-2)
+    assert not torch.equal(state(unlearned.lm)["model.norm.weight"], state(parent.lm)["model.norm.weight"])
