@@ -1,8 +1,7 @@
-"""The language-model case study: llm-study (Table 4 and Figure 12 layout)."""
+"""The language-model case study: llm-study, a shortcut for `dememo reproduce llm` with options."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +9,6 @@ import typer
 
 from dememo.cli.common import Artifacts, Device, app, console
 from dememo.paths import artifact_root
-from dememo.runtime import resolve_device
 
 
 @app.command("llm-study")
@@ -19,31 +17,34 @@ def llm_study_command(
     model: Annotated[str | None, typer.Option(help="smollm2-135m, tiny:HxL or a HF model folder.")] = None,
     data: Annotated[Path | None, typer.Option(help="Labeled CSV/JSONL (text, label) [BBC News].")] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated categories to forget.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for results.json, table4.*, figure12.png.")] = Path(
-        "llm-study"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Results folder: results.sqlite, report.html, table4.md, figure12.png.")
+    ] = Path("llm-study"),  # fmt: skip
     lora_rank: Annotated[
         int | None, typer.Option(min=1, help="Fine-tune with LoRA of this rank (merged).")
     ] = None,
     artifacts: Artifacts = None,
     device: Device = "auto",
 ) -> None:
-    """Fine-tune a causal LM on clean and RegText data, unlearn each task (RT, GA, NPO, FT),
-    attack with recovery: Table 4 and Figure 12 of the SoK paper, on a small LM."""
-    from dememo.lm.study import preset, run_study  # transformers loads only for this command
-    from dememo.lm.train import LMRecipe
+    """Table 4 and Figure 12 of the SoK paper on a small LM: the llm spec's plan at one scale
+    (fine-tune on clean and RegText data, unlearn each task with RT, GA, NPO, FT, recovery
+    attack), with the options replacing the scale's settings; finished stages are reused."""
+    from dememo.experiments import load_spec, reproduce
+    from dememo.experiments.llm import with_overrides
+    from dememo.experiments.llm_views import export_llm
+    from dememo.experiments.report import write_report
+    from dememo.experiments.stages import StageContext
 
-    config = preset(scale, model)
+    overrides: dict[str, object] = {"model": model, "lora_rank": lora_rank}
+    if data is not None:
+        overrides["corpus"] = str(data.resolve())
     if tasks is not None:
-        config = config.model_copy(update={"tasks": tuple(t.strip() for t in tasks.split(",") if t.strip())})
-    if lora_rank is not None:
-        recipe = LMRecipe.model_validate({**config.recipe.model_dump(), "lora_rank": lora_rank})
-        config = config.model_copy(update={"recipe": recipe})
-    started = time.perf_counter()
-    result = run_study(config, data=data, artifacts=artifact_root(artifacts), device=resolve_device(device))
-    result.save(out)
-    console.print(result.markdown())
-    for note in result.notes:
-        console.print(f"note: {note}")
-    seconds = time.perf_counter() - started
-    console.print(f"{out}/: results.json, table4.md, table4.csv, figure12.png ({seconds:.0f} s)")
+        overrides["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
+    spec = with_overrides(load_spec("llm"), scale, **{k: v for k, v in overrides.items() if v is not None})
+    context = StageContext(artifact_root(artifacts).resolve(), None, device)
+    outcome = reproduce(spec, scale, out, context, log=lambda line: console.print(f"  {line}"))
+    markdown, png = export_llm(out, spec, scale)
+    console.print(markdown)
+    console.print(f"{len(outcome.ran)} stages run, {len(outcome.reused)} reused; "
+                  f"{out}/: table4.md, {png.name}, report: {write_report(out)}")  # fmt: skip
+    outcome.raise_for_failures()

@@ -8,6 +8,8 @@ from dememo.experiments import (  # noqa: F401  (registers the studies and their
     interplay,
     interplay_levels,
     interplay_views,
+    llm,
+    llm_views,
     protect_eval,
     synergy,
 )

@@ -64,10 +64,14 @@ def batches(
 def answer_scores(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per sequence: summed answer log-probability, number of answer tokens, and whether
     every answer token is the greedy choice (exact answer match)."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
     targets = batch.labels[:, 1:]
     scored = targets != IGNORE
-    logp = torch.gather(F.log_softmax(logits, -1), 2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    # logits only where some row predicts an answer token (the vocabulary projection and its
+    # softmax over every prompt position would dominate the cost)
+    keep = scored.any(0).nonzero().flatten()
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep).logits
+    targets, scored = targets[:, keep], scored[:, keep]
+    logp = torch.gather(F.log_softmax(logits.float(), -1), 2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     logp_sum = (logp * scored).sum(1)
     hits = (logits.argmax(-1) == targets) | ~scored
     return logp_sum, scored.sum(1), hits.all(1)

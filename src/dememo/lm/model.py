@@ -140,5 +140,31 @@ def prepare_tokenizer(tokenizer, source: str) -> None:
         )
 
 
+def set_trainable(model: nn.Module, train_layers: int | None) -> nn.Module:
+    """Train every weight (``None``) or only the last ``train_layers`` decoder layers and
+    the final norm (the rest frozen: cheaper steps, smaller artifacts). In place."""
+    if train_layers is None:
+        model.requires_grad_(True)
+        return model
+    decoder = getattr(model, "model", None)
+    layers = getattr(decoder, "layers", None)
+    if layers is None:
+        raise ConfigError(f"{type(model).__name__}: no decoder layers (model.model.layers) to train")
+    if train_layers > len(layers):
+        raise ConfigError(f"train_layers {train_layers}: the model has {len(layers)} decoder layers")
+    model.requires_grad_(False)
+    for layer in layers[len(layers) - train_layers :]:
+        layer.requires_grad_(True)
+    norm = getattr(decoder, "norm", None)
+    if norm is not None:
+        norm.requires_grad_(True)
+    return model
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights that training changes (the stored part of an LM artifact)."""
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+
+
 def answer_ids(tokenizer, answer: str) -> list[int]:
     return tokenizer(" " + answer, add_special_tokens=False)["input_ids"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +12,6 @@ from torch import nn
 from dememo.errors import ConfigError, TrainingError
 from dememo.lm.batches import Batch, batches, nll
 from dememo.runtime import seed_everything
-from dememo.store import ArtifactStore
 
 LM_KIND = "lm"
 
@@ -111,16 +109,3 @@ def with_lora(model: nn.Module, recipe: LMRecipe) -> nn.Module:
         task_type="CAUSAL_LM",
     )
     return peft.get_peft_model(model, lora)
-
-
-def save_lm(store: ArtifactStore, config: dict[str, Any], model: nn.Module, metrics: dict[str, Any]) -> None:
-    store.save(LM_KIND, config, dict(model.state_dict()), metrics)
-
-
-def load_lm_weights(store: ArtifactStore, config: dict[str, Any], model: nn.Module) -> dict[str, Any] | None:
-    """Load the stored weights for ``config`` into ``model``; their metrics, or None when not stored."""
-    artifact = store.load(LM_KIND, config)
-    if artifact is None:
-        return None
-    model.load_state_dict(artifact.tensors)
-    return artifact.metrics

@@ -153,15 +153,20 @@ class NPO(LMUnlearner):
         return self.descend(model, forget, loss, context)
 
 
-def lm_unlearn(
-    method: str, model: nn.Module, forget: list, retain: list, context: LMContext, **options: object
-) -> nn.Module:
+def lm_unlearn_config(method: str, **options: object) -> LMUnlearnConfig:
+    """The validated options of ``method`` (errors name the method and the bad option)."""
     cls = LM_UNLEARNERS.get(method)
     try:
-        config = cls.Config(**options)
+        return cls.Config(**options)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"{method}: invalid options ({problems})") from None
+
+
+def lm_unlearn(
+    method: str, model: nn.Module, forget: list, retain: list, context: LMContext, **options: object
+) -> nn.Module:
+    config = lm_unlearn_config(method, **options)
     if not forget:
         raise ConfigError("forget task has no examples: nothing to unlearn")
-    return cls(config).run(model, forget, retain, context)
+    return LM_UNLEARNERS.get(method)(config).run(model, forget, retain, context)

@@ -85,3 +85,16 @@ def paper_interplay(
 ) -> float | None:
     """The paper's accuracy (%) for one cell of Tables 10-17, or None."""
     return interplay_tables().get((protection, level, forget_set, method, cls, column), (None, False))[0]
+
+
+# --- Table 4 (the language-model case study, accuracy %) -----------------------------
+
+
+@cache
+def table4_llm() -> list[dict[str, object]]:
+    """The paper's Table 4 rows in order (Task1-3): {'task', 'clean', 'regtext', 'retrain',
+    'ga', 'npo', 'ft': accuracy %, 'up_arrow': the columns printed with an up-arrow}."""
+    text = files(__package__).joinpath("table4-llm.csv").read_text().splitlines()
+    rows = csv.DictReader([line for line in text if line and not line.startswith("#")])
+    return [{**{k: (v if k == "task" else float(v)) for k, v in r.items() if k != "up_arrow"},
+             "up_arrow": [c for c in r["up_arrow"].split(",") if c]} for r in rows]  # fmt: skip

@@ -1,6 +1,14 @@
 """Stage kinds of the experiment graph; importing this package registers them."""
 
-from dememo.experiments.stages import audit, protect, train, unlearn  # noqa: F401  (registers the kinds)
+from dememo.experiments.stages import (  # noqa: F401  (registers the kinds)
+    audit,
+    lm_finetune,
+    lm_recover,
+    lm_unlearn,
+    protect,
+    train,
+    unlearn,
+)
 from dememo.experiments.stages.base import (
     STAGE_KINDS,
     Resources,

@@ -1,0 +1,133 @@
+"""The llm study: the SoK paper's language-model case study (section 6.3.3, Table 4, Figure 12).
+
+Per scale: fine-tune the pretrained LM on every task's clean examples (Clean) and on
+their RegText-protected versions (RegText); per task, forget it from the RegText model
+with each unlearning method (one run per task, the reading of Table 4 in FACTS 5), and
+attack each unlearned model with the recovery attack (Figure 12). Labels: task, column
+('clean', 'regtext' or the method), role ('model' or 'recover').
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dememo.errors import ConfigError
+from dememo.experiments.spec import Spec, _describe
+from dememo.experiments.stages.lm_finetune import lm_finetune_stage
+from dememo.experiments.stages.lm_recover import lm_recover_stage
+from dememo.experiments.stages.lm_unlearn import lm_unlearn_stage
+from dememo.experiments.study import Planned, Study, register_study
+from dememo.lm.data import BBC, LMData
+from dememo.lm.jobs import LMSetup, RecoveryConfig
+from dememo.lm.train import LMRecipe
+from dememo.lm.unlearn import LM_UNLEARNERS
+
+METHOD_ORDER = ("rt", "ga", "npo", "ft")  # Table 4's columns after Clean and RegText
+
+
+class LLMSettings(BaseModel):
+    """One scale of the llm spec."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(description="smollm2-135m, tiny:<hidden>x<layers> or a Hugging Face model folder")
+    train_layers: int | None = Field(None, ge=1, description="train only the last N decoder layers")
+    corpus: str = BBC
+    tasks: tuple[str, ...] = ("business", "sports", "tech")
+    train_per_task: int | None = Field(..., ge=2)  # None: every article of the category
+    test_per_task: int | None = Field(..., ge=2)
+    max_words: int | None = Field(..., ge=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    regtext: dict[str, Any] = {}
+    recipe: LMRecipe
+    unlearn: dict[str, dict[str, Any]] = Field(default_factory=lambda: {m: {} for m in METHOD_ORDER})
+    etas: tuple[float, ...] = Field(min_length=1)
+    relative_eta: bool = True
+    attack_per_task: int = Field(8, ge=1)
+    recovery: LMRecipe
+    attacked: tuple[str, ...] = ("ga", "npo", "ft", "rt")
+    seed: int = 0
+    notes: str = ""
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"tasks must be distinct and non-empty, got {list(value)}")
+        return value
+
+    @field_validator("unlearn")
+    @classmethod
+    def _methods(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = [m for m in value if m not in LM_UNLEARNERS]
+        if unknown:
+            valid = ", ".join(LM_UNLEARNERS.names())
+            raise ValueError(f"unknown LM unlearning method(s) {unknown}; valid: {valid}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LLMSettings:
+        missing = [m for m in self.attacked if m not in self.unlearn]
+        if missing:
+            raise ValueError(f"attacked method(s) {missing} are not in 'unlearn'")
+        if self.recipe.lora_rank is not None and self.train_layers is not None:
+            raise ValueError("LoRA adapts every layer: set train_layers or recipe.lora_rank, not both")
+        return self
+
+    def setup(self) -> LMSetup:
+        data = LMData(corpus=self.corpus, tasks=self.tasks, train_per_task=self.train_per_task,
+                      test_per_task=self.test_per_task, max_words=self.max_words,
+                      test_fraction=self.test_fraction, regtext=self.regtext, seed=self.seed)  # fmt: skip
+        return LMSetup(model=self.model, train_layers=self.train_layers, data=data)
+
+    def recovery_config(self) -> RecoveryConfig:
+        return RecoveryConfig(etas=self.etas, relative=self.relative_eta, recipe=self.recovery,
+                              attack_examples=self.attack_per_task, seed=self.seed)  # fmt: skip
+
+    def methods(self) -> list[str]:
+        known = [m for m in METHOD_ORDER if m in self.unlearn]
+        return known + [m for m in self.unlearn if m not in METHOD_ORDER]
+
+
+@register_study
+class LLMStudy(Study):
+    name = "llm"
+    Settings = LLMSettings
+
+    def plan(self, settings: LLMSettings) -> list[Planned]:  # type: ignore[override]
+        setup = settings.setup()
+        clean = lm_finetune_stage(setup, settings.recipe, "clean", settings.seed)
+        regtext = lm_finetune_stage(setup, settings.recipe, "protected", settings.seed)
+        recovery = settings.recovery_config()
+        planned = []
+        for task in settings.tasks:
+            planned.append(Planned(clean, {"task": task, "column": "clean", "role": "model"}))
+            planned.append(Planned(regtext, {"task": task, "column": "regtext", "role": "model"}))
+            for method in settings.methods():
+                options = {"seed": settings.seed, **settings.unlearn[method]}
+                unlearned = lm_unlearn_stage(regtext, method, task, **options)
+                planned.append(Planned(unlearned, {"task": task, "column": method, "role": "model"}))
+                if method in settings.attacked:
+                    labels = {"task": task, "column": method, "role": "recover"}
+                    planned.append(Planned(lm_recover_stage(unlearned, recovery), labels))
+        return planned
+
+
+def with_overrides(spec: Spec, scale: str, **overrides: Any) -> Spec:
+    """``spec`` with one scale's settings changed (``llm-study``'s options: model, corpus,
+    tasks, train_layers, recipe fields such as lora_rank); validated like the YAML."""
+    spec.settings(scale)  # an unknown scale: the error naming the valid ones
+    block = dict(spec.scales[scale])
+    recipe = {k: overrides.pop(k) for k in list(overrides) if k in LMRecipe.model_fields}
+    if recipe:
+        block["recipe"] = {**block["recipe"], **recipe}
+        if recipe.get("lora_rank") is not None:
+            block["train_layers"] = None  # LoRA adapts every layer
+    block.update(overrides)
+    try:
+        LLMSettings.model_validate(block)
+    except ValidationError as error:
+        raise ConfigError(_describe(f"llm-study --scale {scale}", error)) from None
+    return spec.model_copy(update={"scales": {**spec.scales, scale: block}})

@@ -1,0 +1,231 @@
+"""Fine-tune-, unlearn- and recover-or-reuse for causal LMs: artifacts named by what made them.
+
+``lm/<hash>``: a fine-tuned LM; config = setup (pretrained model, trained layers, data),
+recipe, training data ('clean' or 'protected'), seed. ``unlearned-lm/<hash>``: one task
+forgotten; config = the parent's hash and config, the method, its validated options,
+the task. ``lm-recovery/<hash>``: a recovery curve of one stored model. The tensors hold
+the trained weights only (``set_trainable``); the frozen rest comes from the pretrained
+model. transformers is imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from dememo.errors import ArtifactError, ConfigError
+from dememo.lm.batches import accuracy, encode
+from dememo.lm.data import LMData, study_examples
+from dememo.lm.model import LanguageModel, load_lm, set_trainable, trainable_state
+from dememo.lm.train import LM_KIND, LMRecipe, finetune
+from dememo.lm.unlearn import LMContext, lm_unlearn, lm_unlearn_config
+from dememo.store import Artifact, ArtifactStore, canonical_json
+
+UNLEARNED_LM_KIND = "unlearned-lm"
+RECOVERY_KIND = "lm-recovery"
+TrainingData = Literal["clean", "protected"]
+
+
+class LMSetup(BaseModel):
+    """What every LM stage shares: the pretrained model, which layers train, the examples."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    train_layers: int | None = Field(None, ge=1, description="train only the last N decoder layers")
+    data: LMData
+
+
+@dataclass
+class StoredLM:
+    """A model with its artifact; ``reused`` when it came from the store."""
+
+    lm: LanguageModel
+    setup: LMSetup
+    artifact: Artifact
+    reused: bool
+
+    @property
+    def pad_id(self) -> int:
+        return self.lm.tokenizer.pad_token_id
+
+
+def fresh_model(setup: LMSetup) -> LanguageModel:
+    """A copy of the pretrained model (loaded once per process) with ``setup``'s trained layers."""
+    pretrained = _pretrained(setup.model, canonical_json(setup.data.model_dump(mode="json")))
+    model = set_trainable(copy.deepcopy(pretrained.model).train(), setup.train_layers)
+    return LanguageModel(model, pretrained.tokenizer, pretrained.source)
+
+
+@cache
+def _pretrained(source: str, data_json: str) -> LanguageModel:
+    texts = study_examples(LMData.model_validate_json(data_json)).vocabulary()  # a tiny model's words
+    return load_lm(source, texts=texts, seed=0)
+
+
+def encoded(setup: LMSetup, lm: LanguageModel, part: str) -> dict[str, list]:
+    """Token ids per task of one part of the examples: 'clean', 'protected' or 'test'."""
+    examples = getattr(study_examples(setup.data), part)
+    return {task: encode(examples[task], lm.tokenizer) for task in setup.data.tasks}
+
+
+def task_accuracies(setup: LMSetup, lm: LanguageModel, device: torch.device) -> dict[str, float]:
+    """Exact-match accuracy on each task's clean held-out examples."""
+    test = encoded(setup, lm, "test")
+    return {t: accuracy(lm.model, items, lm.tokenizer.pad_token_id, device) for t, items in test.items()}
+
+
+def with_weights(setup: LMSetup, artifact: Artifact) -> LanguageModel:
+    """The pretrained model with the artifact's trained weights loaded."""
+    lm = fresh_model(setup)
+    weights = dict(artifact.tensors)
+    unexpected = lm.model.load_state_dict(weights, strict=False).unexpected_keys
+    trained = set(trainable_state(lm.model))
+    if unexpected or trained - set(weights):
+        raise ArtifactError(
+            f"{artifact.path}: weights do not fit {setup.model} with train_layers={setup.train_layers} "
+            f"(unexpected {sorted(unexpected)[:3]}, missing {sorted(trained - set(weights))[:3]})"
+        )
+    return lm
+
+
+def finetune_job_config(setup: LMSetup, recipe: LMRecipe, training_data: TrainingData, seed: int) -> dict:
+    return {"setup": setup.model_dump(mode="json"), "recipe": recipe.model_dump(mode="json"),
+            "training_data": training_data, "seed": seed}  # fmt: skip
+
+
+def finetune_or_load(
+    setup: LMSetup,
+    recipe: LMRecipe,
+    training_data: TrainingData,
+    store: ArtifactStore,
+    device: torch.device,
+    seed: int = 0,
+) -> StoredLM:
+    """Reuse the stored fine-tuned model, or fine-tune on every task's clean or protected
+    examples, measure each task's test accuracy and store it."""
+    if recipe.lora_rank is not None and setup.train_layers is not None:
+        raise ConfigError("LoRA adapts every layer: set train_layers or lora_rank, not both")
+    job = finetune_job_config(setup, recipe, training_data, seed)
+    stored = store.load(LM_KIND, job)
+    if stored is not None:
+        return StoredLM(with_weights(setup, stored), setup, stored, reused=True)
+    lm = fresh_model(setup)
+    items = [i for task_items in encoded(setup, lm, training_data).values() for i in task_items]
+    started = time.perf_counter()
+    model = finetune(lm.model, items, recipe, pad_id=lm.tokenizer.pad_token_id, device=device, seed=seed)
+    lm = LanguageModel(set_trainable(model, setup.train_layers), lm.tokenizer, lm.source)
+    metrics = {"train_seconds": time.perf_counter() - started, "train_size": len(items),
+               "test_accuracy": task_accuracies(setup, lm, device)}  # fmt: skip
+    artifact = store.save(LM_KIND, job, trainable_state(lm.model), metrics, seed=seed)
+    return StoredLM(lm, setup, artifact, reused=False)
+
+
+def setup_of(artifact: Artifact) -> LMSetup:
+    """The setup of a fine-tuned or unlearned LM artifact."""
+    config, kind = artifact.manifest["config"], artifact.manifest.get("kind")
+    if kind == UNLEARNED_LM_KIND:
+        config = config["parent_config"]
+    elif kind != LM_KIND:
+        raise ArtifactError(f"{artifact.path}: not an LM artifact (kind {kind!r})")
+    return LMSetup.model_validate(config["setup"])
+
+
+def load_stored_lm(artifact: Artifact) -> StoredLM:
+    setup = setup_of(artifact)
+    return StoredLM(with_weights(setup, artifact), setup, artifact, reused=True)
+
+
+def unlearn_job_config(parent: Artifact, method: str, task: str, **options: object) -> dict[str, Any]:
+    return {
+        "parent": parent.manifest["config_hash"],
+        "parent_config": parent.manifest["config"],
+        "method": method,
+        "options": lm_unlearn_config(method, **options).model_dump(mode="json"),
+        "task": task,
+    }
+
+
+def unlearn_lm_or_load(
+    parent: Artifact, method: str, task: str, store: ArtifactStore, device: torch.device, **options: object
+) -> StoredLM:
+    """Reuse the stored model, or forget ``task`` from the fine-tuned ``parent`` with
+    ``method`` (the retained data: the other tasks' examples of the parent's training
+    data; RT retrains the pretrained model on them with the parent's recipe) and store it.
+    Metrics: test accuracy on the forgotten task and on the retained tasks."""
+    if parent.manifest.get("kind") != LM_KIND:
+        raise ArtifactError(f"{parent.path}: not a fine-tuned LM artifact")
+    setup = setup_of(parent)
+    if task not in setup.data.tasks:
+        raise ConfigError(f"unknown task {task!r} for this model; valid: {', '.join(setup.data.tasks)}")
+    job = unlearn_job_config(parent, method, task, **options)
+    stored = store.load(UNLEARNED_LM_KIND, job)
+    if stored is not None:
+        return StoredLM(with_weights(setup, stored), setup, stored, reused=True)
+    lm = with_weights(setup, parent)
+    train = encoded(setup, lm, parent.manifest["config"]["training_data"])
+    retain = [i for other, items in train.items() if other != task for i in items]
+    recipe = LMRecipe.model_validate(parent.manifest["config"]["recipe"])
+    pad = lm.tokenizer.pad_token_id
+    context = LMContext(base=lambda: fresh_model(setup).model, recipe=recipe, pad_id=pad, device=device)
+    started = time.perf_counter()
+    model = lm_unlearn(method, lm.model, train[task], retain, context, **job["options"])
+    lm = LanguageModel(set_trainable(model, setup.train_layers), lm.tokenizer, lm.source)
+    seconds = time.perf_counter() - started
+    test = encoded(setup, lm, "test")
+    retained = [i for other, items in test.items() if other != task for i in items]
+    metrics = {
+        "seconds": seconds,
+        "forget_accuracy": accuracy(lm.model, test[task], pad, device),
+        "retain_accuracy": accuracy(lm.model, retained, pad, device) if retained else None,
+    }
+    seed = job["options"]["seed"]
+    artifact = store.save(UNLEARNED_LM_KIND, job, trainable_state(lm.model), metrics, seed=seed)
+    return StoredLM(lm, setup, artifact, reused=False)
+
+
+class RecoveryConfig(BaseModel):
+    """The recovery attack on one LM: AdamW on ``attack_examples`` clean training examples of
+    its task, projected onto the l2 ball of radius eta (relative to ||theta|| when ``relative``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    etas: tuple[float, ...] = Field(min_length=1)
+    relative: bool = True
+    attack_examples: int = Field(8, ge=1)
+    recipe: LMRecipe = LMRecipe(epochs=2, lr=1e-4, batch_size=8)
+    seed: int = 0
+
+
+def recover_or_load(
+    target: Artifact, config: RecoveryConfig, store: ArtifactStore, device: torch.device
+) -> Artifact:
+    """Reuse or compute the recovery curve of an unlearned LM on the task it forgot; the
+    artifact holds etas, accuracies and reached distances as tensors and in its metrics."""
+    from dememo.lm.recovery import lm_recovery_curve  # imports dememo.audit (sklearn): only when used
+
+    if target.manifest.get("kind") != UNLEARNED_LM_KIND:
+        raise ArtifactError(f"{target.path}: the recovery attack needs an unlearned-LM artifact")
+    job = {"target": target.manifest["config_hash"], "method": target.manifest["config"]["method"],
+           "task": target.manifest["config"]["task"], **config.model_dump(mode="json")}  # fmt: skip
+    stored = store.load(RECOVERY_KIND, job)
+    if stored is not None:
+        return stored
+    unlearned = load_stored_lm(target)
+    lm, setup, task = unlearned.lm, unlearned.setup, job["task"]
+    attack = encoded(setup, lm, "clean")[task][: config.attack_examples]
+    curve = lm_recovery_curve(
+        job["method"].upper(), lm.model, attack, encoded(setup, lm, "test")[task], list(config.etas),
+        recipe=config.recipe, pad_id=unlearned.pad_id, device=device, relative=config.relative,
+        seed=config.seed,
+    )  # fmt: skip
+    tensors = {name: torch.tensor(getattr(curve, name), dtype=torch.float64)
+               for name in ("etas", "accuracies", "distances")}  # fmt: skip
+    metrics = {"etas": curve.etas, "accuracies": curve.accuracies, "distances": curve.distances}
+    return store.save(RECOVERY_KIND, job, tensors, metrics, seed=config.seed)
