@@ -28,13 +28,13 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8:
-            raise DataError(f"{self.name}: images must be a uint8 tensor, got {_describe(self.images)}")
+            raise DataError(f"{self.name}: images must be a uint8 tensor, got {describe_error(self.images)}")
         if self.images.dim() != 4:
             raise DataError(
                 f"{self.name}: images must have shape (N, C, H, W), got {tuple(self.images.shape)}"
             )
         if not isinstance(self.labels, torch.Tensor) or self.labels.dtype != torch.int64:
-            raise DataError(f"{self.name}: labels must be an int64 tensor, got {_describe(self.labels)}")
+            raise DataError(f"{self.name}: labels must be an int64 tensor, got {describe_error(self.labels)}")
         if self.labels.dim() != 1 or len(self.labels) != len(self.images):
             raise DataError(
                 f"{self.name}: {len(self.images)} images but labels have shape {tuple(self.labels.shape)}"
@@ -127,7 +127,7 @@ class Dataset:
         return self.train if name == "train" else self.test
 
 
-def _describe(value: object) -> str:
+def describe_error(value: object) -> str:
     if isinstance(value, torch.Tensor):
         return f"{value.dtype} tensor"
     return type(value).__name__

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dememo.errors import ConfigError
-from dememo.experiments.spec import Spec, _describe
+from dememo.experiments.spec import Spec, describe_error
 from dememo.experiments.stages.lm_finetune import lm_finetune_stage
 from dememo.experiments.stages.lm_recover import lm_recover_stage
 from dememo.experiments.stages.lm_unlearn import lm_unlearn_stage
@@ -129,5 +129,5 @@ def with_overrides(spec: Spec, scale: str, **overrides: Any) -> Spec:
     try:
         LLMSettings.model_validate(block)
     except ValidationError as error:
-        raise ConfigError(_describe(f"llm-study --scale {scale}", error)) from None
+        raise ConfigError(describe_error(f"llm-study --scale {scale}", error)) from None
     return spec.model_copy(update={"scales": {**spec.scales, scale: block}})

@@ -18,7 +18,7 @@ from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
 from dememo.experiments.stages.lm_recover import eta_split
 from dememo.experiments.study import Entry
-from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, _png, percent
+from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, percent, png
 from dememo.reference import table4_llm
 
 ARROWED = ("ga", "npo", "ft")  # the paper marks these when above the RegText column
@@ -107,7 +107,7 @@ def figure12_view(view: ViewInput) -> FigureView:
                f"task after fine-tuning on {settings.attack_per_task} of its clean training examples inside "
                "an l2 ball of radius eta around the unlearned weights (eta relative to the trained weights' "
                f"norm{relative}). The paper's Figure 12 gives no eta values.")  # fmt: skip
-    return FigureView("Figure 12: recovery attack on unlearned LMs", _png(figure), caption)
+    return FigureView("Figure 12: recovery attack on unlearned LMs", png(figure), caption)
 
 
 def table_markdown(view: TableView) -> str:
