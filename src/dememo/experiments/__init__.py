@@ -4,7 +4,12 @@ spec (YAML, per scale) --study.plan--> stages (protect -> train -> unlearn -> au
     --run_graph on a backend--> results.sqlite + artifact store --views--> report.html
 """
 
-from dememo.experiments import interplay, protect_eval  # noqa: F401  (registers the studies)
+from dememo.experiments import (  # noqa: F401  (registers the studies and the recovery views)
+    interplay,
+    protect_eval,
+    recovery_protected,
+    recovery_views,
+)
 from dememo.experiments.graph import ExperimentError, GraphOutcome, run_graph
 from dememo.experiments.reproduce import plan_spec, reproduce, run_planned
 from dememo.experiments.results import ResultsDB
