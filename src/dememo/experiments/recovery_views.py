@@ -124,7 +124,7 @@ def recovery_curves(view: ViewInput) -> FigureView:
     """Figure 9: accuracy vs eta, one curve per perturbation, one panel per victim."""
     settings = view.settings
     count = len(settings.victims)
-    figure = Figure(figsize=(5.2 * count, 3.8))
+    figure = Figure(figsize=(5.2 * count, 3.8), layout="constrained")
     for index, victim in enumerate(settings.victims):
         axes = figure.add_subplot(1, count, index + 1)
         for method, curve in _protected_curves(view, index).items():
@@ -215,7 +215,7 @@ def recovery_class(view: ViewInput) -> FigureView:
     (unlearning method, Before, clean); other-class accuracy dotted, collapses marked x."""
     settings: InterplaySettings = view.settings
     targets = {t: _class_curves(view, *t) for t in _targets(settings)}
-    figure = Figure(figsize=(6.0, 3.6 * max(1, len(targets))))
+    figure = Figure(figsize=(6.0, 3.6 * max(1, len(targets))), layout="constrained")
     for index, ((protection, cls), curves) in enumerate(targets.items()):
         axes = figure.add_subplot(max(1, len(targets)), 1, index + 1)
         for row, curve in curves.items():
@@ -251,7 +251,7 @@ def recovery_ft_classes(view: ViewInput) -> FigureView:
     protected class, darker = clean class; one panel per protection."""
     settings: InterplaySettings = view.settings
     protections = settings.protections
-    figure = Figure(figsize=(5.5, 3.6 * len(protections)))
+    figure = Figure(figsize=(5.5, 3.6 * len(protections)), layout="constrained")
     flagged = []
     for index, protection in enumerate(protections):
         axes = figure.add_subplot(len(protections), 1, index + 1)
@@ -349,7 +349,7 @@ def certified_curves(view: ViewInput) -> FigureView:
     etas = _certify_etas(view)
     entries = [e for e in _certify_entries(view) if e.output is not None]
     targets = list(dict.fromkeys((e.labels["protection"], e.labels["cls"]) for e in entries))
-    figure = Figure(figsize=(6.0, 3.6 * max(1, len(targets))))
+    figure = Figure(figsize=(6.0, 3.6 * max(1, len(targets))), layout="constrained")
     for index, (protection, cls) in enumerate(targets):
         axes = figure.add_subplot(max(1, len(targets)), 1, index + 1)
         for entry in entries:
