@@ -144,7 +144,8 @@ def _decorate(axes, title: str, ylabel: str) -> None:
     axes.set_ylabel(ylabel)
     axes.set_ylim(-2, 102)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
+    if axes.get_legend_handles_labels()[0]:  # a target with no finished audit yet has no curves
+        axes.legend(fontsize=7)
 
 
 # -- Figures 2, 10-11, 13-18: recovery of unlearned models (interplay study) --
