@@ -222,7 +222,10 @@ def recovery_curve(
     for name, model in models.items():
         accuracies, distances, controls = [], [], []
         for eta in etas:
-            attacked = recover(model, attack, eta, config, device=device)
+            if eta == 0 and config.batchnorm == "freeze":  # nothing can move: skip the attack's steps
+                attacked = copy.deepcopy(model).to(device=device, memory_format=MEMORY_FORMAT).eval()
+            else:
+                attacked = recover(model, attack, eta, config, device=device)
             start = [p for p in model.parameters() if p.requires_grad]
             moved = [p for p in attacked.parameters() if p.requires_grad]
             distances.append(weight_distance([m.cpu() for m in moved], [s.cpu() for s in start]))

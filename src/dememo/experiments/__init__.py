@@ -11,6 +11,8 @@ from dememo.experiments import (  # noqa: F401  (registers the studies and their
     llm,
     llm_views,
     protect_eval,
+    recovery_protected,
+    recovery_views,
     synergy,
 )
 from dememo.experiments.graph import ExperimentError, GraphOutcome, run_graph

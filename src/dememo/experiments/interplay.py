@@ -10,7 +10,9 @@ counterparts, a recovery curve on the forgotten class, Theorem 1 bounds. With
 "clean" curve of Figures 2 and 10).
 
 Labels of every planned stage: protection, level, cls, part, row (RT, IF_small, ...,
-Before, clean) and role (protect, train, unlearn, accuracy, mia, recover, certify).
+Before, clean) and role (protect, train, unlearn, accuracy, mia, recover, certify). With
+``certify_runs`` RT retrains with other seeds (role reference) feed every certify audit
+of their target as Theorem 2's reference-mechanism runs.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ class InterplaySettings(BaseModel):
     recover: dict[str, Any] | None = None  # RecoverOptions without target_class
     recover_classes: list[int] | None = None  # default: every class of ``classes``
     certify: dict[str, Any] | None = None  # CertifyOptions without target_class
+    certify_runs: int = Field(
+        0, ge=0, description="Theorem 2: RT retrains with seeds seed+1.. (reference runs)"
+    )
     clean_reference: bool = False
 
     _protections = field_validator("protections")(lambda cls, v: [_known(PROTECTORS, m) for m in v])
@@ -77,6 +82,8 @@ class InterplaySettings(BaseModel):
         for block in (self.mia, self.recover, self.certify):
             if block and "target_class" in block:
                 raise ValueError("audit options take no target_class: the study sets it per target")
+        if self.certify_runs and self.certify is None:
+            raise ValueError("certify_runs (Theorem 2) needs a certify block")
         unplanned = set(self.recover_classes or ()) - set(self.classes)
         if unplanned:
             raise ValueError(f"recover_classes {sorted(unplanned)} are not in classes {self.classes}")
@@ -154,12 +161,29 @@ class Interplay(Study):
                         models[row] = stage
                     if clean is not None and cls in recover_classes:
                         models["clean"] = clean
-                    planned += self._audits(settings, models, where, target, cls in recover_classes)
+                    runs = self._reference_runs(settings, before, target, where)
+                    planned += runs
+                    references = {f"run{i}": run.stage for i, run in enumerate(runs)}
+                    planned += self._audits(
+                        settings, models, where, target, cls in recover_classes, references
+                    )
         return planned
 
     @staticmethod
+    def _reference_runs(settings: InterplaySettings, before: Stage, target: dict[str, Any],
+                        where: dict[str, Any]) -> list[Planned]:  # fmt: skip
+        """RT retrains of one target with seeds seed+1.. (Theorem 2's reference-mechanism runs)."""
+        runs = []
+        for seed in range(settings.seed + 1, settings.seed + 1 + settings.certify_runs):
+            options = {**settings.method_options.get("rt", {}), "seed": seed}
+            stage = unlearn_stage(before, "rt", target["scenario"], target["cls"], target["part"], options,
+                                  label=f"RT seed {seed}")  # fmt: skip
+            runs.append(Planned(stage, {**where, "row": f"RT seed {seed}", "role": "reference"}))
+        return runs
+
+    @staticmethod
     def _audits(settings: InterplaySettings, models: dict[str, Stage], where: dict[str, Any],
-                target: dict[str, Any], recover: bool) -> list[Planned]:  # fmt: skip
+                target: dict[str, Any], recover: bool, runs: dict[str, Stage]) -> list[Planned]:  # fmt: skip
         planned = []
         cls = target["cls"]
         for row, model in models.items():
@@ -178,6 +202,6 @@ class Interplay(Study):
                                        {**labels, "role": "recover"}))  # fmt: skip
             if settings.certify is not None and row != "clean":
                 options = {**settings.certify, "target_class": cls}
-                planned.append(Planned(audit_stage("certify", model, options, label=f"{row} class {cls}"),
-                                       {**labels, "role": "certify"}))  # fmt: skip
+                stage = audit_stage("certify", model, options, others=runs, label=f"{row} class {cls}")
+                planned.append(Planned(stage, {**labels, "role": "certify"}))
         return planned

@@ -1,0 +1,367 @@
+"""Views of recovery and certified-depth audits: Figure 9 (recovery of protected models),
+Figures 2, 10-11 and 13-18 (recovery of unlearned models), and the certified-bounds study.
+
+Audit metrics are read per ``eta=<value>`` split (``stages/audit.py``). A class-level
+attack can collapse a model into always predicting the target class, which a
+target-class accuracy rewards; where the audit measured the other classes' accuracy
+(``control_accuracy``) the views draw it dotted and flag a collapse: other-class
+accuracy below ``COLLAPSE_SHARE`` of its value before the attack (eta 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+
+from dememo.audit.jobs import CertifyOptions
+from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
+from dememo.experiments.study import Entry
+from dememo.experiments.views import VIEWS, FigureView, TableView, ViewInput, _png, percent
+
+COLLAPSE_SHARE = 0.5
+
+
+@dataclass
+class Curve:
+    """One model's recovery curve: per eta the recovered accuracy, distance and control accuracy."""
+
+    etas: list[float]
+    accuracy: list[float]
+    distance: list[float]
+    control: list[float | None] = field(default_factory=list)
+
+    def collapsed_at(self) -> list[float]:
+        """Etas where the other classes' accuracy fell below COLLAPSE_SHARE of its eta-0 value."""
+        if not self.control or self.control[0] is None or 0.0 not in self.etas:
+            return []
+        base = self.control[self.etas.index(0.0)]
+        return [e for e, c in zip(self.etas, self.control, strict=True)
+                if c is not None and c < COLLAPSE_SHARE * base]  # fmt: skip
+
+
+def eta_of(split: str) -> float | None:
+    return float(split[4:]) if split.startswith("eta=") else None
+
+
+def curve_of(entry: Entry) -> Curve | None:
+    """The audited model's curve from a recover audit's metrics (None until it is done)."""
+    if entry.output is None:
+        return None
+    etas = sorted({e for (name, split) in entry.output.metrics
+                   if name == "recovered_accuracy" and (e := eta_of(split)) is not None})  # fmt: skip
+    if not etas:
+        return None
+
+    def series(name: str) -> list[float | None]:
+        return [entry.metric(name, f"eta={e:g}") for e in etas]
+
+    control = series("control_accuracy")
+    return Curve(etas, series("recovered_accuracy"), series("distance"),  # type: ignore[arg-type]
+                 control if any(c is not None for c in control) else [])  # fmt: skip
+
+
+def _matching(entries: list[Entry], role: str, **labels: object) -> list[Entry]:
+    wanted = {"role": role, **labels}
+    return [e for e in entries if all(e.labels.get(k) == v for k, v in wanted.items())]
+
+
+def _cell(curve: Curve | None, eta: float) -> str:
+    if curve is None or eta not in curve.etas:
+        return "–"
+    index = curve.etas.index(eta)
+    text = percent(100 * curve.accuracy[index])
+    if curve.control:
+        text += f" ({percent(100 * curve.control[index]) if curve.control[index] is not None else '–'})"
+        if eta in curve.collapsed_at():
+            text += " collapse"
+    return text
+
+
+def _all_etas(curves: list[Curve | None]) -> list[float]:
+    return sorted({e for c in curves if c is not None for e in c.etas})
+
+
+# -- Figure 9: recovery of models trained on protected data (recovery-protected study) --
+
+
+def _protected_curves(view: ViewInput, victim: int) -> dict[str, Curve | None]:
+    settings = view.settings
+    augment, ratio = settings.augment[0], max(settings.ratios)
+    curves: dict[str, Curve | None] = {}
+    for method in [*settings.methods, "clean"]:
+        found = _matching(view.entries, "recover", victim=victim, method=method, augment=augment,
+                          ratio=0.0 if method == "clean" else ratio)  # fmt: skip
+        curves[method] = curve_of(found[0]) if found else None
+    return curves
+
+
+@VIEWS.register("recovery-table")
+def recovery_table(view: ViewInput) -> TableView:
+    """Figure 9's numbers: clean test accuracy (%) after the attack, per victim and eta."""
+    settings = view.settings
+    per_victim = [_protected_curves(view, index) for index in range(len(settings.victims))]
+    header, columns = ["perturbation"], []
+    for index, victim in enumerate(settings.victims):
+        for eta in _all_etas(list(per_victim[index].values())):
+            header.append(f"{victim.describe()}, eta {eta:g}")
+            columns.append((index, eta))
+    rows = [[method] + [_cell(per_victim[i][method], eta) for i, eta in columns]
+            for method in [*settings.methods, "clean"]]  # fmt: skip
+    attack = settings.recover
+    caption = (
+        f"Clean test accuracy (%) after the recovery attack ({view.scale} scale): projected SGD "
+        f"within an l2 ball of radius eta around the trained weights, on "
+        f"{100 * attack.get('attack_fraction', 0.1):g}% of the clean training split, evaluated on the "
+        "whole test split. Eta 0 is the victim as trained. The paper shows Figure 9 as an image only."
+    )
+    return TableView("Figure 9: recovery of models trained on protected data", header, rows, caption)
+
+
+@VIEWS.register("recovery-curves")
+def recovery_curves(view: ViewInput) -> FigureView:
+    """Figure 9: accuracy vs eta, one curve per perturbation, one panel per victim."""
+    settings = view.settings
+    count = len(settings.victims)
+    figure = Figure(figsize=(5.2 * count, 3.8), layout="constrained")
+    for index, victim in enumerate(settings.victims):
+        axes = figure.add_subplot(1, count, index + 1)
+        for method, curve in _protected_curves(view, index).items():
+            if curve is not None:
+                style = {"ls": "--", "color": "black"} if method == "clean" else {}
+                axes.plot(
+                    curve.etas, [100 * a for a in curve.accuracy], marker="o", ms=3, label=method, **style
+                )
+        _decorate(axes, victim.describe(), "test accuracy (%)")
+    caption = "Test accuracy after projected-SGD recovery within an l2 ball of radius eta."
+    return FigureView("Figure 9: recovery of models trained on protected data", _png(figure), caption)
+
+
+def _decorate(axes, title: str, ylabel: str) -> None:
+    axes.set_title(title, fontsize=9)
+    axes.set_xlabel("eta (l2 bound on the weight shift)")
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(-2, 102)
+    axes.grid(alpha=0.3)
+    if axes.get_legend_handles_labels()[0]:  # a target with no finished audit yet has no curves
+        axes.legend(fontsize=7)
+
+
+# -- Figures 2, 10-11, 13-18: recovery of unlearned models (interplay study) --
+
+
+def _targets(settings: InterplaySettings) -> list[tuple[str, int]]:
+    classes = settings.recover_classes if settings.recover_classes is not None else settings.classes
+    return [(protection, cls) for protection in settings.protections for cls in classes]
+
+
+def _class_curves(view: ViewInput, protection: str, cls: int) -> dict[str, Curve]:
+    """Row -> curve of one forgetting target, in the paper's row order."""
+    found = {e.labels["row"]: curve_of(e) for e in _matching(view.entries, "recover",
+                                                                protection=protection, cls=cls)}  # fmt: skip
+    return {row: found[row] for row in sorted(found, key=_row_rank) if found[row] is not None}  # type: ignore[misc]
+
+
+def _row_rank(row: str) -> int:
+    return ROW_ORDER.index(row) if row in ROW_ORDER else len(ROW_ORDER)
+
+
+def _kind(settings: InterplaySettings, cls: int) -> str:
+    return "protected" if cls in settings.scenario_settings().protected_classes else "clean"
+
+
+def _collapses(targets: dict[tuple[str, int], dict[str, Curve]]) -> list[str]:
+    flagged = []
+    for (protection, cls), curves in targets.items():
+        for row, curve in curves.items():
+            etas = curve.collapsed_at()
+            if etas:
+                flagged.append(f"{protection} class {cls} {row} at eta {', '.join(f'{e:g}' for e in etas)}")
+    return flagged
+
+
+def _collapse_caption(flagged: list[str]) -> str:
+    share = f"{100 * COLLAPSE_SHARE:g}%"
+    if not flagged:
+        return (
+            f" No collapse: other-class accuracy stayed above {share} of its eta-0 value wherever measured."
+        )
+    return (f" Collapse (other-class accuracy below {share} of its eta-0 value: the attack taught the "
+            f"model to answer the target class, so its target-class accuracy is not recovered knowledge): "
+            f"{'; '.join(flagged)}.")  # fmt: skip
+
+
+@VIEWS.register("recovery-class-table")
+def recovery_class_table(view: ViewInput) -> TableView:
+    """Target-class test accuracy (%) after the attack, per forgetting target, row and eta."""
+    settings: InterplaySettings = view.settings
+    targets = {t: _class_curves(view, *t) for t in _targets(settings)}
+    etas = _all_etas([c for curves in targets.values() for c in curves.values()])
+    header = ["protection", "class", "row"] + [f"eta {e:g}" for e in etas]
+    rows = [[protection, f"{cls} ({_kind(settings, cls)})", row] + [_cell(curve, e) for e in etas]
+            for (protection, cls), curves in targets.items() for row, curve in curves.items()]  # fmt: skip
+    caption = (
+        f"Test accuracy (%) on the forgotten class after the recovery attack ({view.scale} scale; "
+        "in parentheses: accuracy on the other classes' test images). The attack fine-tunes on 10% of "
+        "the class's clean training images within an l2 ball of radius eta; eta 0 is the model as "
+        "unlearned. The paper shows these figures as images only." + _collapse_caption(_collapses(targets))
+    )
+    return TableView("Recovery of unlearned models: target-class accuracy", header, rows, caption)
+
+
+@VIEWS.register("recovery-class")
+def recovery_class(view: ViewInput) -> FigureView:
+    """Figures 2, 10, 13-15: per forgetting target a panel of recovery curves, one per row
+    (unlearning method, Before, clean); other-class accuracy dotted, collapses marked x."""
+    settings: InterplaySettings = view.settings
+    targets = {t: _class_curves(view, *t) for t in _targets(settings)}
+    figure = Figure(figsize=(6.0, 3.6 * max(1, len(targets))), layout="constrained")
+    for index, ((protection, cls), curves) in enumerate(targets.items()):
+        axes = figure.add_subplot(max(1, len(targets)), 1, index + 1)
+        for row, curve in curves.items():
+            style = {"ls": "--", "color": "black"} if row == "clean" else {}
+            line = axes.plot(
+                curve.etas, [100 * a for a in curve.accuracy], marker="o", ms=3, label=row, **style
+            )[0]
+            if curve.control:
+                points = [
+                    (e, 100 * c) for e, c in zip(curve.etas, curve.control, strict=True) if c is not None
+                ]
+                axes.plot(*zip(*points, strict=True), ls=":", color=line.get_color(), lw=1)
+            collapsed = curve.collapsed_at()
+            axes.plot(collapsed, [100 * curve.accuracy[curve.etas.index(e)] for e in collapsed], "x",
+                      color="red", ms=8)  # fmt: skip
+        _decorate(
+            axes, f"{protection}: class {cls} ({_kind(settings, cls)}) forgotten", "class test accuracy (%)"
+        )
+    flagged = _collapses(targets)
+    caption = ("Solid: accuracy on the forgotten class's test images after the attack; dotted: the other "
+               "classes' test images; red x: collapse." + _collapse_caption(flagged))  # fmt: skip
+    return FigureView(f"{view.spec.paper.artefact}: recovery of unlearned models", _png(figure), caption)
+
+
+def _lighten(color: str, amount: float = 0.55) -> tuple[float, float, float]:
+    r, g, b = to_rgb(color)
+    return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
+
+
+@VIEWS.register("recovery-ft-classes")
+def recovery_ft_classes(view: ViewInput) -> FigureView:
+    """Figures 11, 16-18: FT-unlearned models, one curve per forgotten class; lighter =
+    protected class, darker = clean class; one panel per protection."""
+    settings: InterplaySettings = view.settings
+    protections = settings.protections
+    figure = Figure(figsize=(5.5, 3.6 * len(protections)), layout="constrained")
+    flagged = []
+    for index, protection in enumerate(protections):
+        axes = figure.add_subplot(len(protections), 1, index + 1)
+        for number, (_, cls) in enumerate(t for t in _targets(settings) if t[0] == protection):
+            curves = _class_curves(view, protection, cls)
+            row = next((r for r in curves if r.startswith("FT")), None)
+            if row is None:
+                continue
+            curve = curves[row]
+            base = f"C{number % 10}"
+            protected = _kind(settings, cls) == "protected"
+            axes.plot(curve.etas, [100 * a for a in curve.accuracy], marker="o", ms=3,
+                      color=_lighten(base) if protected else to_rgb(base),
+                      label=f"class {cls} ({'protected' if protected else 'clean'}, {row})")  # fmt: skip
+            flagged += [f"{protection} class {cls} {row} at eta {e:g}" for e in curve.collapsed_at()]
+        _decorate(axes, f"{protection}: FT-unlearned models", "class test accuracy (%)")
+    caption = ("Accuracy on each forgotten class's test images after the recovery attack on its "
+               "FT-unlearned model; lighter curves: protected classes, darker: clean classes.")  # fmt: skip
+    caption += _collapse_caption(flagged)
+    return FigureView(f"{view.spec.paper.artefact}: FT-unlearned models by class", _png(figure), caption)
+
+
+# -- Certified depth (section 7, a dememo extension) --
+
+
+def _bounds(entry: Entry, side: str, etas: list[float]) -> list[float | None]:
+    return [entry.metric(f"certified_{side}", f"eta={e:g}") for e in etas]
+
+
+def _certify_entries(view: ViewInput) -> list[Entry]:
+    entries = _matching(view.entries, "certify")
+    return sorted(
+        entries, key=lambda e: (e.labels["protection"], e.labels["cls"], _row_rank(e.labels["row"]))
+    )
+
+
+def _certify_options(view: ViewInput) -> CertifyOptions:
+    return CertifyOptions.model_validate(view.settings.certify or {})
+
+
+def _certify_etas(view: ViewInput) -> list[float]:
+    return sorted(float(e) for e in _certify_options(view).etas)
+
+
+def _bound_text(value: float | None, done: bool) -> str:
+    if not done:
+        return "–"
+    return "abstain" if value is None else percent(100 * value)
+
+
+@VIEWS.register("certified-bounds")
+def certified_bounds(view: ViewInput) -> TableView:
+    """Theorem 1 bounds (%) on the forgotten class's test accuracy, per row and eta."""
+    etas = _certify_etas(view)
+    header = ["protection", "class", "row", "at theta_hat"] + [f"eta {e:g}: lower / upper" for e in etas]
+    runs = view.settings.certify_runs
+    if runs:
+        header.append(f"Theorem 2 (eta {max(etas):g})")
+    rows = []
+    for entry in _certify_entries(view):
+        done = entry.output is not None
+        lower, upper = _bounds(entry, "lower", etas), _bounds(entry, "upper", etas)
+        cells = [
+            f"{_bound_text(lo, done)} / {_bound_text(up, done)}" for lo, up in zip(lower, upper, strict=True)
+        ]
+        labels = entry.labels
+        rows.append([labels["protection"], str(labels["cls"]), labels["row"],
+                     _bound_text(entry.metric("clean_value"), done) if done else "–", *cells])  # fmt: skip
+        if runs:
+            transfer = entry.metric("transfer_probability")
+            rows[-1].append(percent(None if transfer is None else 100 * transfer))
+    options = _certify_options(view)
+    caption = (
+        f"Theorem 1 ({view.scale} scale): for any theta* ~ N(theta_hat + v, sigma^2 I) with ||v|| <= eta, "
+        f"the forgotten class's test accuracy is <= upper with probability >= q = {options.q:g} and >= lower "
+        f"with probability >= 1 - q = {1 - options.q:g} (FACTS 4.1), both estimated from "
+        f"N = {options.samples} Monte-Carlo weight samples (sigma {options.sigma:g}) with "
+        f"confidence 1 - alpha = {1 - options.alpha:g}. 'abstain': N is too small for that side at "
+        "that eta. A lower upper bound means deeper forgetting. A dememo extension: the paper "
+        "reports no numbers."
+    )
+    if runs:
+        caption += (
+            f" Theorem 2: the probability (%, lower confidence end) that the bounds at radius 2 eta transfer "
+            f"to this model from {runs} RT retrains with other seeds as the reference mechanism "
+            f"(epsilon {options.epsilon:g}, zeta {options.zeta:g}); 0 means vacuous (the runs lie outside "
+            "the eta-ball, FACTS 4.2)."
+        )
+    return TableView("Certified depth: Theorem 1 bounds", header, rows, caption)
+
+
+@VIEWS.register("certified-curves")
+def certified_curves(view: ViewInput) -> FigureView:
+    """Theorem 1 bounds vs eta, one panel per forgetting target, one colour per row."""
+    etas = _certify_etas(view)
+    entries = [e for e in _certify_entries(view) if e.output is not None]
+    targets = list(dict.fromkeys((e.labels["protection"], e.labels["cls"]) for e in entries))
+    figure = Figure(figsize=(6.0, 3.6 * max(1, len(targets))), layout="constrained")
+    for index, (protection, cls) in enumerate(targets):
+        axes = figure.add_subplot(max(1, len(targets)), 1, index + 1)
+        for entry in entries:
+            if (entry.labels["protection"], entry.labels["cls"]) != (protection, cls):
+                continue
+            lower, upper = _bounds(entry, "lower", etas), _bounds(entry, "upper", etas)
+            nan = float("nan")
+            line = axes.plot(etas, [100 * u if u is not None else nan for u in upper], "v-",
+                             label=f"{entry.labels['row']} upper")[0]  # fmt: skip
+            axes.plot(etas, [100 * lo if lo is not None else nan for lo in lower], "^--",
+                      color=line.get_color(), label=f"{entry.labels['row']} lower")  # fmt: skip
+        _decorate(axes, f"{protection}: class {cls} forgotten", "certified accuracy bound (%)")
+    return FigureView("Certified depth: Theorem 1 bounds vs eta", _png(figure),
+                      "Upper (v, solid) and lower (^, dashed) bounds; gaps are abstentions.")  # fmt: skip
