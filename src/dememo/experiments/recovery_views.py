@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from dememo.audit.jobs import CertifyOptions
 from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.study import Entry
-from dememo.experiments.views import VIEWS, FigureView, TableView, ViewInput, _png, percent
+from dememo.experiments.views import VIEWS, FigureView, TableView, ViewInput, percent, png
 
 COLLAPSE_SHARE = 0.5
 
@@ -135,7 +135,7 @@ def recovery_curves(view: ViewInput) -> FigureView:
                 )
         _decorate(axes, victim.describe(), "test accuracy (%)")
     caption = "Test accuracy after projected-SGD recovery within an l2 ball of radius eta."
-    return FigureView("Figure 9: recovery of models trained on protected data", _png(figure), caption)
+    return FigureView("Figure 9: recovery of models trained on protected data", png(figure), caption)
 
 
 def _decorate(axes, title: str, ylabel: str) -> None:
@@ -238,7 +238,7 @@ def recovery_class(view: ViewInput) -> FigureView:
     flagged = _collapses(targets)
     caption = ("Solid: accuracy on the forgotten class's test images after the attack; dotted: the other "
                "classes' test images; red x: collapse." + _collapse_caption(flagged))  # fmt: skip
-    return FigureView(f"{view.spec.paper.artefact}: recovery of unlearned models", _png(figure), caption)
+    return FigureView(f"{view.spec.paper.artefact}: recovery of unlearned models", png(figure), caption)
 
 
 def _lighten(color: str, amount: float = 0.55) -> tuple[float, float, float]:
@@ -272,7 +272,7 @@ def recovery_ft_classes(view: ViewInput) -> FigureView:
     caption = ("Accuracy on each forgotten class's test images after the recovery attack on its "
                "FT-unlearned model; lighter curves: protected classes, darker: clean classes.")  # fmt: skip
     caption += _collapse_caption(flagged)
-    return FigureView(f"{view.spec.paper.artefact}: FT-unlearned models by class", _png(figure), caption)
+    return FigureView(f"{view.spec.paper.artefact}: FT-unlearned models by class", png(figure), caption)
 
 
 # -- Certified depth (section 7, a dememo extension) --
@@ -363,5 +363,5 @@ def certified_curves(view: ViewInput) -> FigureView:
             axes.plot(etas, [100 * lo if lo is not None else nan for lo in lower], "^--",
                       color=line.get_color(), label=f"{entry.labels['row']} lower")  # fmt: skip
         _decorate(axes, f"{protection}: class {cls} forgotten", "certified accuracy bound (%)")
-    return FigureView("Certified depth: Theorem 1 bounds vs eta", _png(figure),
+    return FigureView("Certified depth: Theorem 1 bounds vs eta", png(figure),
                       "Upper (v, solid) and lower (^, dashed) bounds; gaps are abstentions.")  # fmt: skip
