@@ -1,6 +1,7 @@
 """The size of every shipped spec's stage graph, and the wall time a recorded run took.
 
-For each spec and scale: unique stages by kind (audits by job), and the training work
+For each spec and scale, and for all paper specs together (shared stages once): unique
+stages by kind (audits by job), and the training work
 they stand for in model-epochs over their data (train and RT: recipe epochs x training
 images; FT: epochs x retain images; GA: epochs x forget images; recovery: etas x
 epochs x attack images). With --results DIR (repeatable), the stage time each recorded
@@ -65,8 +66,9 @@ def work(stage, stages: dict) -> float:
     return 0.0
 
 
-def grid(spec: str, scale: str) -> tuple[Counter, float]:
-    stages = {p.stage.key: p.stage for p in plan_spec(load_spec(spec), scale)}
+def grid(specs: list[str], scale: str) -> tuple[Counter, float]:
+    """Unique stages of these specs together (shared stages once) and their training work."""
+    stages = {p.stage.key: p.stage for spec in specs for p in plan_spec(load_spec(spec), scale)}
     counts = Counter(stage_name(s) for s in stages.values())
     return counts, sum(work(s, stages) for s in stages.values())
 
@@ -92,9 +94,10 @@ def main() -> None:
     DATASETS.names()
     print("| spec | scale | stages | by kind | training work (M image-epochs) |")
     print("|---|---|---:|---|---:|")
-    for spec in spec_names():
+    paper_specs = [name for name in spec_names() if name != "lifecycle"]
+    for spec in [*spec_names(), "all paper specs"]:
         for scale in args.scales:
-            counts, images = grid(spec, scale)
+            counts, images = grid(paper_specs if spec == "all paper specs" else [spec], scale)
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
             print(f"| {spec} | {scale} | {sum(counts.values())} | {kinds} | {images / 1e6:.2f} |")
     for results in args.results:
