@@ -37,10 +37,7 @@ def _targets(view: ViewInput) -> list[tuple[str, int]]:
 def lifecycle_summary(view: ViewInput) -> TableView:
     """Per protection and model: accuracy on the target's sets, MIA member rates, recovered
     accuracy at the largest radius, Theorem 1 bounds at the largest radius."""
-    header = ["protection", "model", "forget set acc.", "clean counterparts acc.", "class test acc.",
-              "observation acc.", "MIA corr", "MIA prob", "recovered (other classes)", "certified [lo, up]",
-              "unlearn s"]  # fmt: skip
-    rows = []
+    rows, recovered_at, certified_at = [], set(), set()
     for protection, cls in _targets(view):
         found = _by_role(view.entries, protection, cls)
         for row in ROW_ORDER:
@@ -57,20 +54,26 @@ def lifecycle_summary(view: ViewInput) -> TableView:
             cells += [
                 percent(_scaled(mia_metrics.get(("svc_rate", s)))) for s in ("correctness", "probability")
             ]
-            cells.append(_recovered(recover))
-            cells.append(_certified(certify))
+            text, split = _recovered(recover)
+            cells.append(text)
+            recovered_at.add(split)
+            text, split = _certified(certify)
+            cells.append(text)
+            certified_at.add(split)
             seconds = acc.get(("unlearn_seconds", ""))
             cells.append("–" if seconds is None else f"{seconds:.1f}")
             rows.append(cells)
+    header = ["protection", "model", "forget", "clean cp.", "class test", "observ.", "MIA corr", "MIA prob",
+              f"recovered {_at(recovered_at)}", f"certified {_at(certified_at)}", "unlearn s"]  # fmt: skip
     caption = (
-        "Accuracy (%) on the forgotten class's training images as trained on (forget set), their "
-        "clean counterparts, its test images and the observation classes' test images (Tables "
-        "14-17's Du, Duc, Dut, Dtr; Dc, Dc, Dct for a clean class); MIA: share of the clean "
-        "counterparts the paper's SVC attack calls member (%, Tables 18-25's corr and prob); "
-        "recovered: class test accuracy (%) after the recovery attack at the largest radius, other "
-        "classes' accuracy in parentheses (a collapse check); certified: Theorem 1 bounds on the "
-        "class test accuracy at the largest radius. A deep forgetting has forget-set accuracy, MIA "
-        "rate and recovered accuracy near RT's."
+        "forget / clean cp. / class test / observ.: accuracy (%) on the forgotten class's training "
+        "images as trained on, their clean counterparts, its test images and the observation "
+        "classes' test images (Tables 14-17's Du, Duc, Dut, Dtr; Dc, Dc, Dct for a clean class). "
+        "MIA: share of the clean counterparts the paper's SVC attack calls member (%, Tables "
+        "18-25's corr and prob). recovered: class test accuracy (%) after the recovery attack at "
+        "the largest radius, other classes' accuracy in parentheses (a collapse check). certified: "
+        "Theorem 1 bounds [lower, upper] on the class test accuracy (%) at the largest radius. A "
+        "deep forgetting has forget-set accuracy, MIA rate and recovered accuracy near RT's."
     )
     return TableView("Lifecycle: one target from protection to audit", header, rows, caption)
 
@@ -79,27 +82,35 @@ def _scaled(value: float | None) -> float | None:
     return None if value is None else 100 * value
 
 
-def _recovered(entry: Entry | None) -> str:
+def _at(splits: set[str | None]) -> str:
+    """'at eta=0.8' for the radius the column shows ('at eta=...' listing several if they differ)."""
+    shown = sorted(s for s in splits if s)
+    return f"at {', '.join(shown)}" if shown else ""
+
+
+def _recovered(entry: Entry | None) -> tuple[str, str | None]:
+    """'recovered (other classes)' at the largest radius, and that radius's split."""
     if entry is None or entry.output is None:
-        return "–"
+        return "–", None
     metrics = entry.output.metrics
     split = _eta_key(metrics, "recovered_accuracy")
     value = percent(100 * metrics[("recovered_accuracy", split)])
     control = metrics.get(("control_accuracy", split))
-    return f"{value} ({percent(100 * control)}) at {split}" if control is not None else f"{value} at {split}"
+    return (f"{value} ({percent(100 * control)})" if control is not None else value), split
 
 
-def _certified(entry: Entry | None) -> str:
+def _certified(entry: Entry | None) -> tuple[str, str | None]:
+    """'[lower, upper]' at the largest certified radius, and that radius's split."""
     if entry is None or entry.output is None:
-        return "–"
+        return "–", None
     metrics = entry.output.metrics
-    etas = [s for m, s in metrics if m.startswith("certified_")] or [None]
-    split = max(etas, key=lambda s: float(s.split("=")[1]) if s else -1.0)
-    if split is None:
-        return "abstained"
+    etas = [s for m, s in metrics if m.startswith("certified_")]
+    if not etas:
+        return "abstained", None
+    split = max(etas, key=lambda s: float(s.split("=")[1]))
     low, up = metrics.get(("certified_lower", split)), metrics.get(("certified_upper", split))
     show = [percent(100 * v) if v is not None else "abstain" for v in (low, up)]
-    return f"[{show[0]}, {show[1]}] at {split}"
+    return f"[{show[0]}, {show[1]}]", split
 
 
 @VIEWS.register("lifecycle-recovery")
