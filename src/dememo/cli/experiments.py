@@ -15,7 +15,7 @@ from dememo.experiments.report import write_markdown, write_report
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB, write_csv
 from dememo.experiments.stages import StageContext
-from dememo.experiments.views import ViewInput
+from dememo.experiments.views import ViewInput, table_markdown
 from dememo.paths import artifact_root
 from dememo.progress import make_progress
 
@@ -145,9 +145,5 @@ def demo_command(
     finally:
         db.close()
     summary = lifecycle_summary(ViewInput(spec, scale, spec.settings(scale), entries))
-    table = Table(*summary.header, title=summary.title)
-    for row in summary.rows:
-        table.add_row(*row)
-    console.print(table)
-    console.print(summary.caption, style="dim")
+    console.print(table_markdown(summary), markup=False, highlight=False, soft_wrap=True)
     console.print(f"HTML report: {path}", soft_wrap=True)
