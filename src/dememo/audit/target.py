@@ -13,7 +13,7 @@ from dememo.data import load_dataset
 from dememo.data.imageset import Dataset, ImageSet
 from dememo.errors import ArtifactError, ConfigError, DataError
 from dememo.pipeline import TrainConfig, model_with_weights, test_split, training_split
-from dememo.store import ArtifactStore
+from dememo.store import Artifact, ArtifactStore
 
 UNLEARNED_KIND = "unlearned"  # dememo.unlearn's artifacts: weights plus index.forget / index.retain
 INDEX_PREFIX = "index."
@@ -40,12 +40,13 @@ class AuditTarget:
 
     @classmethod
     def from_artifact(
-        cls, path: str | Path, data_root: str | Path | None = None, dataset: Dataset | None = None
+        cls, path: str | Path | Artifact, data_root: str | Path | None = None, dataset: Dataset | None = None
     ) -> AuditTarget:
-        """Load a trained ('model') or unlearned ('unlearned') artifact and the clean splits
-        named by its TrainConfig (an unlearned model's: its parent's), from ``dataset`` when
-        given (it must be that dataset) or loaded from ``data_root``."""
-        stored = ArtifactStore.load_path(path)
+        """Load a trained ('model') or unlearned ('unlearned') artifact (a path, or one already
+        loaded) and the clean splits named by its TrainConfig (an unlearned model's: its
+        parent's), from ``dataset`` when given (it must be that dataset) or from ``data_root``."""
+        stored = path if isinstance(path, Artifact) else ArtifactStore.load_path(path)
+        path = stored.path
         manifest = stored.manifest
         kind = manifest.get("kind")
         if kind not in ("model", UNLEARNED_KIND):

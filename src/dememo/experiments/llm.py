@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dememo.errors import ConfigError
 from dememo.experiments.spec import Spec, describe_error
@@ -19,7 +19,7 @@ from dememo.experiments.stages.lm_finetune import lm_finetune_stage
 from dememo.experiments.stages.lm_recover import lm_recover_stage
 from dememo.experiments.stages.lm_unlearn import lm_unlearn_stage
 from dememo.experiments.study import Planned, Study, register_study
-from dememo.lm.data import BBC, LMData
+from dememo.lm.data import LMData
 from dememo.lm.jobs import LMSetup, RecoveryConfig
 from dememo.lm.train import LMRecipe
 from dememo.lm.unlearn import LM_UNLEARNERS
@@ -27,20 +27,11 @@ from dememo.lm.unlearn import LM_UNLEARNERS
 METHOD_ORDER = ("rt", "ga", "npo", "ft")  # Table 4's columns after Clean and RegText
 
 
-class LLMSettings(BaseModel):
-    """One scale of the llm spec."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class LLMSettings(LMData):
+    """One scale of the llm spec: the data fields of LMData, then the model and the recipes."""
 
     model: str = Field(description="smollm2-135m, tiny:<hidden>x<layers> or a Hugging Face model folder")
     train_layers: int | None = Field(None, ge=1, description="train only the last N decoder layers")
-    corpus: str = BBC
-    tasks: tuple[str, ...] = ("business", "sports", "tech")
-    train_per_task: int | None = Field(..., ge=2)  # None: every article of the category
-    test_per_task: int | None = Field(..., ge=2)
-    max_words: int | None = Field(..., ge=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    regtext: dict[str, Any] = {}
     recipe: LMRecipe
     unlearn: dict[str, dict[str, Any]] = Field(default_factory=lambda: {m: {} for m in METHOD_ORDER})
     etas: tuple[float, ...] = Field(min_length=1)
@@ -48,15 +39,7 @@ class LLMSettings(BaseModel):
     attack_per_task: int = Field(8, ge=1)
     recovery: LMRecipe
     attacked: tuple[str, ...] = ("ga", "npo", "ft", "rt")
-    seed: int = 0
     notes: str = ""
-
-    @field_validator("tasks")
-    @classmethod
-    def _tasks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value or len(set(value)) != len(value):
-            raise ValueError(f"tasks must be distinct and non-empty, got {list(value)}")
-        return value
 
     @field_validator("unlearn")
     @classmethod
@@ -77,9 +60,7 @@ class LLMSettings(BaseModel):
         return self
 
     def setup(self) -> LMSetup:
-        data = LMData(corpus=self.corpus, tasks=self.tasks, train_per_task=self.train_per_task,
-                      test_per_task=self.test_per_task, max_words=self.max_words,
-                      test_fraction=self.test_fraction, regtext=self.regtext, seed=self.seed)  # fmt: skip
+        data = LMData.model_validate(self.model_dump(include=set(LMData.model_fields)))
         return LMSetup(model=self.model, train_layers=self.train_layers, data=data)
 
     def recovery_config(self) -> RecoveryConfig:

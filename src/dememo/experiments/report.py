@@ -15,7 +15,15 @@ from dememo.errors import ConfigError
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
-from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, as_list
+from dememo.experiments.views import (
+    PAPER_CITATION,
+    VIEWS,
+    FigureView,
+    TableView,
+    ViewInput,
+    as_list,
+    markdown_rows,
+)
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -105,10 +113,6 @@ def render_report(results: Path) -> str:
             + "\n".join(parts) + "</body></html>")  # fmt: skip
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def write_markdown(results: Path, out: Path) -> Path:
     """The report as Markdown in ``out``; figures as ``<out stem>-<n>.png`` beside it."""
     lines = []
@@ -123,9 +127,7 @@ def write_markdown(results: Path, out: Path) -> Path:
                 atomic_write_bytes(out.parent / name, view.png)
                 lines.append(f"![{view.title}]({name})")
             else:
-                lines.append("| " + " | ".join(_cell(h) for h in view.header) + " |")
-                lines.append("|" + "---|" * len(view.header))
-                lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in view.rows]
+                lines += markdown_rows(view)
             lines += ["", view.caption, ""]
         if section.failed:
             lines += ["Failed stages:", "", *[f"- {k}: {v}" for k, v in section.failed.items()], ""]

@@ -54,10 +54,15 @@ def as_list(result: TableView | FigureView | list[TableView | FigureView]) -> li
     return result if isinstance(result, list) else [result]
 
 
+def markdown_rows(view: TableView) -> list[str]:
+    """The table's lines in Markdown (header, rule, rows; '|' in cells escaped)."""
+    rows = [view.header, ["---"] * len(view.header), *view.rows]
+    return ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+
+
 def table_markdown(view: TableView) -> str:
     """A table view as Markdown: title, the table, its caption."""
-    rows = [view.header, ["---"] * len(view.header), *view.rows]
-    lines = [f"**{view.title}**", ""] + ["| " + " | ".join(row) + " |" for row in rows]
+    lines = [f"**{view.title}**", "", *markdown_rows(view)]
     return "\n".join(lines + (["", view.caption] if view.caption else [])) + "\n"
 
 

@@ -136,29 +136,37 @@ def load_unlearned(artifact: Artifact, data: ImageSet) -> tuple[nn.Module, torch
     return model, artifact.tensors[f"{INDEX_PREFIX}forget"], artifact.tensors[f"{INDEX_PREFIX}retain"]
 
 
-def parent_training_set(
-    parent: Artifact, dataset: Dataset, store: ArtifactStore, scenario: ScenarioSettings | None = None
-) -> tuple[ImageSet, Scenario | None]:
-    """The training split the parent model saw (released, i.e. protected where it was),
-    rebuilt from the dataset and the stored perturbation; for an interplay Before model
-    (perturbation 'hash/scenario-key') also its scenario, which must match ``scenario``
-    (default: the level in the key with the paper's options and the parent's seed)."""
+def parent_scenario(
+    parent: Artifact, dataset: Dataset, scenario: ScenarioSettings | None = None
+) -> Scenario | None:
+    """The scenario an interplay Before model (perturbation 'hash/scenario-key') was trained
+    in, checked against ``scenario`` (default: the level in the key with the paper's options
+    and the parent's seed); None for other models. Needs labels only, no pixels."""
     config = TrainConfig.model_validate(parent.manifest["config"])
     if config.dataset != dataset.name:
         raise ConfigError(f"{parent.path}: the model was trained on {config.dataset!r}, not {dataset.name!r}")
-    train_set = training_split(config, dataset)
-    if config.perturbation is None:
-        return train_set, None
-    key, _, scenario_key = config.perturbation.partition("/")
-    path = store.root / PERTURBATION_KIND / key
-    perturbation = Perturbation.from_artifact(ArtifactStore.load_path(path))
-    protected = perturbation.apply(train_set)
+    scenario_key = (config.perturbation or "").partition("/")[2]
     if not scenario_key:
-        return protected, None
+        return None
     settings = scenario or ScenarioSettings(level=scenario_key.split("-")[0], seed=config.seed)
-    built = build_scenario(settings, train_set, test_split(config, dataset))
+    built = build_scenario(settings, training_split(config, dataset), test_split(config, dataset))
     if built.key != scenario_key:
         raise ConfigError(
             f"{parent.path}: trained on scenario {scenario_key}, but these scenario options give {built.key}"
         )
-    return built.release(train_set, protected), built
+    return built
+
+
+def parent_training_set(
+    parent: Artifact, dataset: Dataset, store: ArtifactStore, scenario: ScenarioSettings | None = None
+) -> tuple[ImageSet, Scenario | None]:
+    """The training split the parent model saw (released, i.e. protected where it was),
+    rebuilt from the dataset and the stored perturbation, and its scenario (``parent_scenario``)."""
+    built = parent_scenario(parent, dataset, scenario)
+    config = TrainConfig.model_validate(parent.manifest["config"])
+    train_set = training_split(config, dataset)
+    if config.perturbation is None:
+        return train_set, None
+    path = store.root / PERTURBATION_KIND / config.perturbation.partition("/")[0]
+    protected = Perturbation.from_artifact(ArtifactStore.load_path(path)).apply(train_set)
+    return (protected, None) if built is None else (built.release(train_set, protected), built)

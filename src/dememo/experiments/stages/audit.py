@@ -33,6 +33,7 @@ from dememo.experiments.stages.base import (
 from dememo.pipeline import TrainConfig
 from dememo.runtime import resolve_device
 from dememo.store import Artifact, ArtifactStore
+from dememo.unlearn.jobs import parent_scenario
 from dememo.unlearn.scenario_data import scenario_data
 
 JOBS = (*AUDIT_OPTIONS, "accuracy")
@@ -110,16 +111,23 @@ class Audit(StageKind):
         dataset = context.dataset(TrainConfig.model_validate(parent.manifest["config"]).dataset)
         device = resolve_device(context.device)
         target_spec, job = config["target"], config["job"]
-        data = forget = None
+        forget = None
         if target_spec is not None:
             settings = ScenarioSettings.model_validate(target_spec["scenario"])
-            data = scenario_data(parent, dataset, context.store, settings)
-            forget = data.scenario.target(target_spec["cls"], target_spec["part"])
-        target = AuditTarget.from_artifact(stored.path, dataset=dataset)
-        if job == "accuracy":
-            values = data.evaluate(target.model, forget, device)
-            return StageOutput(relative_artifact(context, stored.path),
-                               {("accuracy", name): value for name, value in values.items()})  # fmt: skip
+            if job == "accuracy":  # the released pixels are needed only to measure accuracy on them
+                data = scenario_data(parent, dataset, context.store, settings)
+                target = data.scenario.target(target_spec["cls"], target_spec["part"])
+                model = AuditTarget.from_artifact(stored, dataset=dataset).model
+                values = data.evaluate(model, target, device)
+                return StageOutput(relative_artifact(context, stored.path),
+                                   {("accuracy", name): value for name, value in values.items()})  # fmt: skip
+            scenario = parent_scenario(parent, dataset, settings)
+            if scenario is None:
+                raise ConfigError(
+                    f"{parent.path}: not trained in a scenario (no protected positions recorded)"
+                )
+            forget = scenario.target(target_spec["cls"], target_spec["part"])
+        target = AuditTarget.from_artifact(stored, dataset=dataset)
         if forget is not None:
             target = dataclasses.replace(target, forget=forget.forget, retain=forget.retain)
         others = {
