@@ -11,7 +11,7 @@ from torch import nn
 from dememo.data.imageset import Dataset, ImageSet
 from dememo.errors import ArtifactError, ConfigError, DataError
 from dememo.models import build_model
-from dememo.runtime import Precision, seed_everything
+from dememo.runtime import Precision, resolve_precision, seed_everything
 from dememo.store import Artifact, ArtifactStore
 from dememo.train import Recipe, accuracy, train
 
@@ -68,13 +68,19 @@ def test_split(config: TrainConfig, dataset: Dataset) -> ImageSet:
     return dataset.test.head(config.test_per_class, f"{dataset.name}/test-subset")
 
 
-def new_model(config: TrainConfig, train_set: ImageSet) -> nn.Module:
-    """A freshly initialized model (initialization seeded by ``config.seed``)."""
-    seed_everything(config.seed)
+def fresh_model(architecture: str, train_set: ImageSet, seed: int) -> nn.Module:
+    """``architecture`` as its constructor initializes it under ``seed``, normalizing its
+    input with ``train_set``'s channel statistics."""
+    seed_everything(seed)
     mean, std = train_set.channel_stats()
     return build_model(
-        config.model, train_set.channels, train_set.num_classes, train_set.image_size, mean, std
+        architecture, train_set.channels, train_set.num_classes, train_set.image_size, mean, std
     )
+
+
+def new_model(config: TrainConfig, train_set: ImageSet) -> nn.Module:
+    """A freshly initialized model (initialization seeded by ``config.seed``)."""
+    return fresh_model(config.model, train_set, config.seed)
 
 
 def model_from_artifact(artifact: Artifact, train_set: ImageSet) -> nn.Module:
@@ -116,9 +122,13 @@ def train_or_load(
 
     ``protected`` is the perturbed training split named by ``config.perturbation``.
     The key includes ``dataset``'s content fingerprint (``config.data``, filled in here),
-    so other data under the same name never reuses this model.
+    so other data under the same name never reuses this model, and the training precision
+    resolved on ``device`` ('auto' becomes bf16 or fp32), so a bf16 model is never served
+    as the fp32 one. Accuracies are measured in fp32.
     """
-    config = bind_data(config, dataset)
+    config = bind_data(config, dataset).model_copy(
+        update={"precision": resolve_precision(device, config.precision)}
+    )
     if (protected is None) != (config.perturbation is None):
         raise ConfigError("pass the protected training set exactly when config.perturbation is set")
     train_set = protected if protected is not None else training_split(config, dataset)
@@ -136,10 +146,9 @@ def train_or_load(
         description=f"{config.model} on {dataset.name}",
     )
     test_set = test_split(config, dataset)
-    eval_kwargs = {"device": device, "precision": config.precision}
     metrics = {
-        "train_accuracy": accuracy(model, train_set, **eval_kwargs),
-        "test_accuracy": accuracy(model, test_set, **eval_kwargs),
+        "train_accuracy": accuracy(model, train_set, device=device),
+        "test_accuracy": accuracy(model, test_set, device=device),
         "train_seconds": result.seconds,
         "steps": result.steps,
         "epoch_losses": result.losses,

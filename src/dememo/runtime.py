@@ -14,6 +14,7 @@ import torch
 from dememo.errors import ConfigError
 
 Precision = Literal["auto", "fp32", "bf16"]
+ResolvedPrecision = Literal["fp32", "bf16"]
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -47,6 +48,15 @@ def use_bf16(device: torch.device, precision: Precision) -> bool:
     if precision == "auto":
         return device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
     return precision == "bf16"
+
+
+def resolve_precision(device: torch.device | str, precision: Precision) -> ResolvedPrecision:
+    """What ``precision`` means on ``device``: 'auto' becomes 'bf16' or 'fp32'.
+
+    Artifacts record and are keyed by the resolved value, so a model trained in bf16 on
+    one machine is never served as the fp32 one on another.
+    """
+    return "bf16" if use_bf16(torch.device(device), precision) else "fp32"
 
 
 def autocast(device: torch.device, precision: Precision):

@@ -42,7 +42,7 @@ def _confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def metric_value(model: nn.Module, data: ImageSet, metric: str = "accuracy",
                  device: torch.device | str = "cpu") -> float:  # fmt: skip
     """The metric of the unperturbed model."""
-    logits = predict_logits(model, data, device=device, precision="fp32")
+    logits = predict_logits(model, data, device=device)
     return float(METRICS.get(metric)(logits.unsqueeze(0), data.labels.to(logits.device))[0]) / len(data)
 
 

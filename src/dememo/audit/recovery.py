@@ -229,9 +229,9 @@ def recovery_curve(
             start = [p for p in model.parameters() if p.requires_grad]
             moved = [p for p in attacked.parameters() if p.requires_grad]
             distances.append(weight_distance([m.cpu() for m in moved], [s.cpu() for s in start]))
-            accuracies.append(accuracy(attacked, evaluation, device=device, precision="fp32"))
+            accuracies.append(accuracy(attacked, evaluation, device=device))
             if control is not None:
-                controls.append(accuracy(attacked, control, device=device, precision="fp32"))
+                controls.append(accuracy(attacked, control, device=device))
         curves.append(RecoveryCurve(name, [float(e) for e in etas], accuracies, distances, controls))
     notes = [f"BatchNorm running statistics: {config.batchnorm}",
              f"projection onto the l2 {config.projection} around the starting weights "

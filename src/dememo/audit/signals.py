@@ -86,8 +86,6 @@ class Signals:
         return values if values.ndim == 2 else values[:, None]
 
 
-def model_signals(
-    model: nn.Module, data: ImageSet, *, device: torch.device | str = "cpu", precision: str = "fp32"
-) -> Signals:
-    """Signals of ``model`` (in eval mode) on every sample of ``data``."""
-    return Signals.from_logits(predict_logits(model, data, device=device, precision=precision), data.labels)
+def model_signals(model: nn.Module, data: ImageSet, *, device: torch.device | str = "cpu") -> Signals:
+    """Signals of ``model`` (in eval mode, fp32) on every sample of ``data``."""
+    return Signals.from_logits(predict_logits(model, data, device=device), data.labels)

@@ -35,7 +35,7 @@ from dememo.pipeline import (
     train_or_load,
     training_split,
 )
-from dememo.runtime import resolve_device, use_bf16
+from dememo.runtime import resolve_device
 from dememo.store import ArtifactStore
 from dememo.train import accuracy, get_recipe
 
@@ -58,7 +58,7 @@ def _train_and_report(config: TrainConfig, data_root: Path | None, artifacts: Pa
         "train accuracy": f"{100 * metrics['train_accuracy']:.2f}%",
         "test accuracy": f"{100 * metrics['test_accuracy']:.2f}%",
         "training time": f"{metrics['train_seconds']:.1f} s on {metrics['device']}",
-        "precision": "bf16" if use_bf16(resolved, config.precision) else "fp32",
+        "precision": f"trained in {trained.artifact.manifest['config']['precision']}, evaluated in fp32",
     }
     for key, value in rows.items():
         table.add_row(key, value)
@@ -115,5 +115,5 @@ def eval_command(
         console.print(f"note: evaluating on other data than the model was made from ({dataset.fingerprint})")
     model = model_from_artifact(stored, training_split(config, dataset))
     part = test_split(config, dataset) if split == "test" else training_split(config, dataset)
-    acc = accuracy(model, part, device=resolve_device(device), precision=config.precision)
+    acc = accuracy(model, part, device=resolve_device(device))
     console.print(f"{config.model} on {config.dataset}/{split} ({len(part)} images): {100 * acc:.2f}%")

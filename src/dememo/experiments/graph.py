@@ -20,6 +20,7 @@ from dememo.errors import ConfigError, DememoError
 from dememo.experiments.backends import Backend
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.stages import STAGE_KINDS, Stage, StageContext, StageOutput
+from dememo.experiments.stages.base import artifact_precision
 from dememo.runtime import resolve_device
 
 Progress = Callable[[int, int, str], None]  # (stages finished, stages to run, last stage's label)
@@ -77,7 +78,8 @@ def execute(stage: Stage, inputs: dict[str, StageOutput], context: StageContext)
     try:
         output = STAGE_KINDS.get(stage.kind).run(stage.config, inputs, context)
         where = f"{resolve_device(context.device)} on {socket.gethostname()}"
-        return dataclasses.replace(output, device=where, seconds=time.perf_counter() - started)
+        return dataclasses.replace(output, device=where, seconds=time.perf_counter() - started,
+                                   precision=artifact_precision(context, output.artifact))  # fmt: skip
     except DememoError as error:
         return f"{type(error).__name__}: {error}"
     except Exception as error:  # noqa: BLE001  (a stage's bug must not stop independent stages)

@@ -1,8 +1,8 @@
 """Results of experiment graphs in SQLite: one ``results.sqlite`` per results directory.
 
 Tables: ``runs`` (one row per stage key: kind, config, status, error, times,
-device, versions, artifact), ``metrics`` (run, name, split, value; unique per
-run, name and split), ``plan`` (which stages a reproduced spec and scale needs,
+device, versions, artifact, and the precision it trained or generated in),
+``metrics`` (run, name, split, value; unique per run, name and split), ``plan`` (which stages a reproduced spec and scale needs,
 with the labels its views read) and ``reproductions`` (the spec as run). A
 stage's row and its metrics change in one transaction, so a process killed at
 any moment leaves either the old state or the new one; a 'running' row left by
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS runs (
     key TEXT PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL, config TEXT NOT NULL,
     inputs TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
     error TEXT, artifact TEXT, started REAL NOT NULL, finished REAL, seconds REAL,
-    device TEXT, host TEXT, pid INTEGER, versions TEXT NOT NULL
+    device TEXT, host TEXT, pid INTEGER, versions TEXT NOT NULL, precision TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE, name TEXT NOT NULL,
@@ -65,6 +65,7 @@ class RunRecord:
     artifact: str | None
     seconds: float | None
     device: str | None
+    precision: str | None  # what the stage trained or generated in (bf16 / fp32); tables are fp32
 
 
 class ResultsDB:
@@ -106,6 +107,9 @@ class ResultsDB:
                     f"{SCHEMA_VERSION}; use a new results directory (or the dememo version that wrote it)"
                 )
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        if "precision" not in columns:  # results written before the column existed stay readable
+            self.db.execute("ALTER TABLE runs ADD COLUMN precision TEXT")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('created_by', ?)", (json.dumps(versions()),))
 
@@ -182,8 +186,9 @@ class ResultsDB:
             now = time.time()
             db.execute(
                 "UPDATE runs SET status = 'done', error = NULL, artifact = ?, finished = ?, "
-                "seconds = coalesce(?, ? - started), device = coalesce(nullif(?, ''), device) WHERE key = ?",
-                (output.artifact, now, output.seconds, now, output.device, key),
+                "seconds = coalesce(?, ? - started), device = coalesce(nullif(?, ''), device), "
+                "precision = nullif(?, '') WHERE key = ?",
+                (output.artifact, now, output.seconds, now, output.device, output.precision, key),
             )
             db.execute("DELETE FROM metrics WHERE run = ?", (key,))
             db.executemany(
@@ -206,7 +211,8 @@ class ResultsDB:
 
     def runs(self, keys: list[str] | None = None) -> list[RunRecord]:
         rows = self.db.execute(
-            "SELECT key, kind, label, status, error, artifact, seconds, device FROM runs ORDER BY started"
+            "SELECT key, kind, label, status, error, artifact, seconds, device, precision FROM runs "
+            "ORDER BY started"
         ).fetchall()
         records = [RunRecord(*row) for row in rows]
         return records if keys is None else [r for r in records if r.key in set(keys)]
@@ -216,7 +222,7 @@ class ResultsDB:
         """One row per (spec, scale, run, metric), filtered; runs without metrics appear once."""
         query = """
             SELECT p.spec, p.scale, r.kind, r.label, r.key, r.status, m.name, m.split, m.value,
-                   r.seconds, r.device, r.error
+                   r.seconds, r.device, r.precision, r.error
             FROM plan p JOIN runs r ON r.key = p.key LEFT JOIN metrics m ON m.run = r.key
             WHERE (:spec IS NULL OR p.spec = :spec) AND (:scale IS NULL OR p.scale = :scale)
               AND (:kind IS NULL OR r.kind = :kind) AND (:status IS NULL OR r.status = :status)
@@ -225,7 +231,7 @@ class ResultsDB:
         """
         params = {"spec": spec, "scale": scale, "kind": kind, "status": status, "metric": metric}
         names = ["spec", "scale", "kind", "stage", "key", "status", "metric", "split", "value",
-                 "seconds", "device", "error"]  # fmt: skip
+                 "seconds", "device", "precision", "error"]  # fmt: skip
         return [dict(zip(names, row, strict=True)) for row in self.db.execute(query, params)]
 
 

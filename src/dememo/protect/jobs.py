@@ -10,7 +10,7 @@ import torch
 from dememo.data.imageset import Dataset, ImageSet
 from dememo.protect.base import make_config, protect
 from dememo.protect.perturbation import Perturbation
-from dememo.runtime import Precision
+from dememo.runtime import Precision, resolve_precision
 from dememo.store import Artifact, ArtifactStore
 
 PERTURBATION_KIND = "perturbation"
@@ -48,7 +48,9 @@ def protect_or_load(
     precision: Precision = "fp32",
     **options: object,
 ) -> ProtectedData:
-    """Reuse the stored perturbation for this config, or generate and store it atomically."""
+    """Reuse the stored perturbation for this config, or generate and store it atomically.
+    The key holds the precision resolved on ``device`` (bf16 or fp32, never 'auto')."""
+    precision = resolve_precision(device, precision)
     job = protect_job_config(method, dataset.name, train_per_class, precision, **options)
     job["data"] = dataset.fingerprint  # other data under the same name gets its own artifact
     stored = store.load(PERTURBATION_KIND, job)

@@ -28,7 +28,7 @@ from dememo.pipeline import (
 )
 from dememo.protect.jobs import PERTURBATION_KIND
 from dememo.protect.perturbation import Perturbation
-from dememo.runtime import Precision
+from dememo.runtime import Precision, resolve_precision
 from dememo.store import Artifact, ArtifactStore
 from dememo.unlearn.base import check_sets, make_config, unlearn
 
@@ -100,14 +100,16 @@ def unlearn_or_load(
 ) -> UnlearnedModel:
     """Reuse the stored unlearned model for this parent, method, options and sets, or
     unlearn and store it atomically. ``data`` is the parent's training split (as
-    released, i.e. protected where it was). RT defaults to the parent's recipe."""
+    released, i.e. protected where it was). RT defaults to the parent's recipe and architecture."""
     if method == "sisa":
         raise ConfigError(
             "sisa: an ensemble is not a single-model artifact; use dememo.unlearn.sisa directly"
         )
     parent_config = check_parent(parent, data)
+    precision = resolve_precision(device, precision)  # the key holds bf16 or fp32, never 'auto'
     if method == "rt":
         options.setdefault("recipe", parent_config.recipe)
+        options.setdefault("architecture", parent_config.model)
     forget_index, retain_index = check_sets(data, forget, retain)
     job = unlearn_job_config(parent, method, forget_index, retain_index, precision, **options)
     stored = store.load(UNLEARNED_KIND, job)

@@ -10,6 +10,7 @@ metrics. New kinds (unlearn, audit) are one file each, registered in STAGE_KINDS
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cache
@@ -48,15 +49,18 @@ class StageOutput:
     metrics: Metrics
     device: str = ""  # where it ran (set by the graph runner's executor)
     seconds: float | None = None  # the stage's own run time (set by the executor; not queue time)
+    precision: str = ""  # what its artifact was trained or generated in: bf16 or fp32 (set by the executor)
 
     def to_json(self) -> dict[str, Any]:
         metrics = [[n, s, v] for (n, s), v in self.metrics.items()]
-        return {"artifact": self.artifact, "metrics": metrics, "device": self.device, "seconds": self.seconds}
+        return {"artifact": self.artifact, "metrics": metrics, "device": self.device, "seconds": self.seconds,
+                "precision": self.precision}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StageOutput:
         metrics = {(n, s): float(v) for n, s, v in data["metrics"]}
-        return cls(data["artifact"], metrics, data.get("device", ""), data.get("seconds"))
+        return cls(data["artifact"], metrics, data.get("device", ""), data.get("seconds"),
+                   data.get("precision", ""))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,3 +121,15 @@ def register_stage_kind(cls: type[StageKind]) -> type[StageKind]:
 
 def relative_artifact(context: StageContext, path: Path) -> str:
     return str(Path(path).relative_to(context.artifacts))
+
+
+def artifact_precision(context: StageContext, artifact: str) -> str:
+    """The precision an artifact was trained or generated in, from its manifest's config
+    (resolved to bf16 or fp32 by the jobs that make models, perturbations and unlearned
+    models). Audit reports and language models are computed in fp32."""
+    manifest = context.artifacts / artifact / "manifest.json"
+    try:
+        precision = json.loads(manifest.read_text())["config"].get("precision")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return "fp32"
+    return precision if precision in ("bf16", "fp32") else "fp32"
