@@ -2,11 +2,11 @@
 
 Tables: ``runs`` (one row per stage key: kind, config, status, error, times,
 device, versions, artifact, and the precision it trained or generated in),
-``metrics`` (run, name, split, value; unique per run, name and split), ``plan`` (which stages a reproduced spec and scale needs,
-with the labels its views read) and ``reproductions`` (the spec as run). A
-stage's row and its metrics change in one transaction, so a process killed at
-any moment leaves either the old state or the new one; a 'running' row left by
-a killed process is simply run again.
+``metrics`` (run, name, split, value; unique per run, name and split), ``plan``
+(which stages a reproduced spec and scale needs, with the labels its views read)
+and ``reproductions`` (the spec as run). A stage's row and its metrics change in
+one transaction, so a process killed at any moment leaves either the old state or
+the new one; a 'running' row left by a killed process is simply run again.
 """
 
 from __future__ import annotations
