@@ -25,9 +25,31 @@ SOURCE = str(Path(dememo.__file__).resolve().parents[1])
 pytestmark = pytest.mark.slow
 
 
-def dememo_cli(*args: str | Path, **kwargs) -> subprocess.Popen:
+# The CLI with a gate: the stage run third writes the gate file and waits there forever, so a
+# kill always lands mid-graph with exactly two stages done, however fast the machine is.
+GATED_CLI = """
+import sys, time, pathlib
+import dememo.experiments  # registers every stage kind
+from dememo.experiments.stages import STAGE_KINDS
+gate, started = pathlib.Path(sys.argv.pop(1)), []
+for name in STAGE_KINDS.names():
+    kind = STAGE_KINDS.get(name)
+    def gated(*args, _run=kind.run, **kwargs):
+        started.append(1)
+        if len(started) == 3:
+            gate.write_text("waiting")
+            while True:
+                time.sleep(1)
+        return _run(*args, **kwargs)
+    kind.run = gated
+from dememo.cli import main; main()
+"""
+
+
+def dememo_cli(*args: str | Path, gate: Path | None = None, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SOURCE, os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-c", "from dememo.cli import main; main()", *map(str, args)]
+    program = ["-c", "from dememo.cli import main; main()"] if gate is None else ["-c", GATED_CLI, str(gate)]
+    command = [sys.executable, *program, *map(str, args)]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)  # fmt: skip
 
@@ -102,16 +124,16 @@ def test_report_renders_in_headless_chromium(reproduced, tmp_path):
 
 
 def test_sigkill_mid_graph_then_rerun_stores_each_result_once(tmp_path):
-    results, artifacts = tmp_path / "results", tmp_path / "artifacts"
-    process = dememo_cli(*reproduce_args("figure19", results, artifacts, "--no-report"))
+    results, artifacts, gate = tmp_path / "results", tmp_path / "artifacts", tmp_path / "gate"
+    process = dememo_cli(*reproduce_args("figure19", results, artifacts, "--no-report"), gate=gate)
     deadline = time.monotonic() + 240
-    while done_runs(results) < 2 and process.poll() is None and time.monotonic() < deadline:
+    while not gate.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert process.poll() is None, "reproduce finished before it could be killed"
+    assert gate.exists() and process.poll() is None, "the third stage never started"
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_after = done_runs(results)
-    assert 2 <= killed_after < 5
+    assert killed_after == 2
     process = dememo_cli(*reproduce_args("figure19", results, artifacts))
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output

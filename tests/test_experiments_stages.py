@@ -14,6 +14,7 @@ from dememo.experiments.stages.protect import protect_stage
 from dememo.experiments.stages.train import train_stage
 from dememo.experiments.stages.unlearn import unlearn_stage
 from dememo.pipeline import TrainConfig
+from dememo.runtime import resolve_precision
 from dememo.store import ArtifactStore
 from dememo.train import get_recipe
 
@@ -64,6 +65,10 @@ def test_unlearn_and_audit_stages_run_reuse_and_measure_the_target(digits, tmp_p
     assert ("recovered_accuracy/RT", "eta=0.5") in recover
     certify = out[audits["ft-certify"].key].metrics
     assert 0 <= certify[("clean_value", "")] <= 1
+    # what each stage trained in is resolved (never 'auto') and recorded; evaluation is fp32
+    precisions = {r.key: r.precision for r in db.runs()}
+    assert precisions[before.key] == resolve_precision("cpu", "auto") and precisions[ft.key] == "fp32"
+    assert precisions[audits["before-mia"].key] == "fp32"
     again = run_graph(stages, db, context, LocalBackend())
     assert not again.ran and len(again.reused) == len({s.key for s in stages})
     for stage_output in out.values():

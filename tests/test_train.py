@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from dememo import runtime
 from dememo.errors import ConfigError, TrainingError
 from dememo.pipeline import TrainConfig, new_model, train_or_load
 from dememo.store import ArtifactStore
-from dememo.train import RECIPES, accuracy, get_recipe, lr_factor, train
+from dememo.train import RECIPES, accuracy, get_recipe, lr_factor, predict_logits, train
 
 
 def test_small_net_on_digits_reaches_90_percent(digits, tmp_path):
@@ -93,3 +94,23 @@ def test_fastnet_beats_60_percent_on_cifar10_subset(cifar10, tmp_path):
     metrics = trained.artifact.metrics
     assert (metrics["train_size"], metrics["test_size"]) == (5000, 2000)
     assert metrics["test_accuracy"] > 0.60, metrics
+
+
+def test_training_precision_is_resolved_and_keyed_and_evaluation_is_fp32(digits, tmp_path, monkeypatch):
+    """On a CPU with (forced) AVX-512 BF16, 'auto' trains in bf16: the artifact says bf16 and
+    is not the fp32 one; accuracies and logits are fp32 on every CPU (an AVX2 machine gives
+    the same numbers)."""
+    store = ArtifactStore(tmp_path)
+    config = TrainConfig(dataset="digits", model="tinycnn", recipe=get_recipe("quick", epochs=1))
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    bf16 = train_or_load(config, digits, store)
+    assert bf16.artifact.manifest["config"]["precision"] == "bf16"
+    model = bf16.model.eval()
+    with torch.no_grad():
+        plain = model(digits.test.images.float() / 255)
+    assert torch.allclose(predict_logits(model, digits.test), plain, atol=1e-4)
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    fp32 = train_or_load(config, digits, store)
+    assert not fp32.reused and fp32.artifact.path != bf16.artifact.path
+    assert fp32.artifact.manifest["config"]["precision"] == "fp32"
+    assert train_or_load(config.model_copy(update={"precision": "bf16"}), digits, store).reused
