@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -102,12 +103,14 @@ def test_interplay_command_runs_the_study_beside_the_paper_and_reuses_on_rerun(t
 def test_unlearn_list_and_bad_inputs(tmp_path):
     listed = runner.invoke(app, ["unlearn", "--list"])
     assert listed.exit_code == 0 and "certified" in listed.output and "alpha" in listed.output
+    assert "sisa: an ensemble method; run it from Python" in listed.output
     cases = [
         (["unlearn", "ga", str(tmp_path), "--forget", "class=3"], ArtifactError, "no manifest.json"),
         (["interplay", "--scenario", "row"], ConfigError, "expected class or subset"),
         (["interplay", "--scales", "huge"], ConfigError, "unknown ['huge']"),
         (["interplay", "--classes", "a-b"], ConfigError, "expected e.g. 0-7"),
         (["unlearn", "nope"], ConfigError, "unknown unlearning method 'nope'"),
+        (["unlearn", "sisa", str(tmp_path), "--forget", "class=3"], ConfigError, "not run from the CLI"),
     ]
     for args, kind, message in cases:
         result = runner.invoke(app, args)
@@ -147,8 +150,6 @@ def test_unlearn_command_on_a_trained_model(tmp_path):
         str(artifact),
         "--forget",
         "class=3",
-        "--dataset",
-        "digits",
         "-o",
         "lr=0.01",
         "--artifacts",
@@ -156,7 +157,15 @@ def test_unlearn_command_on_a_trained_model(tmp_path):
         "--device",
         "cpu",
     ]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, args)  # no --dataset: it comes from the model (digits)
     assert result.exit_code == 0, result.output
-    assert "saved unlearned model" in result.output and "forget accuracy" in result.output
+    assert "saved unlearned model" in result.output
+    assert re.search(r"accuracy \(fp32\): forget [\d.]+%, retain [\d.]+%, test [\d.]+%", result.output)
+    assert "at chance" not in result.output
     assert "reused stored unlearned model" in runner.invoke(app, args).output
+    wrong = runner.invoke(app, [*args, "--dataset", "cifar10"])
+    assert isinstance(wrong.exception, ConfigError) and "trained on 'digits'" in str(wrong.exception)
+    # 20 certified steps need sigma ~ 114 (Eq. 15): the model is destroyed, and the user is told
+    noisy = runner.invoke(app, ["unlearn", "certified", *args[2:5], "-o", "steps=20", *args[7:]])
+    assert noisy.exit_code == 0, noisy.output
+    assert "warning: test accuracy" in noisy.output and "at chance" in noisy.output

@@ -20,6 +20,7 @@ from dememo.store import ArtifactStore
 from dememo.train import get_recipe, predict_logits
 from dememo.unlearn import CertifiedAccountant, load_unlearned, rt, unlearn, unlearn_or_load
 from dememo.unlearn.jobs import parent_training_set
+from dememo.unlearn.certified import CertifiedConfig
 from dememo.unlearn.sisa import SisaConfig, train_sisa
 
 LAMBDA = 1e-2  # L2 regularization of the logistic regression
@@ -215,7 +216,7 @@ def test_certified_clips_projects_and_records(mlp):
     [
         ({"zeta": 1.0, "steps": 3}, "zeta must lie in"),
         ({"epsilon": 3 * math.log(1e5), "steps": 3}, "epsilon must lie in"),
-        ({"steps": 3, "sigma": 1.0}, "exactly one of steps"),
+        ({"steps": 3, "sigma": 1.0}, "at most one of steps"),
         ({"sigma": 1e-6}, "sigma must be at least"),
     ],
 )
@@ -297,3 +298,11 @@ def test_rt_refuses_without_the_parents_architecture():
     data = ImageSet(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]), ("a", "b"))
     with pytest.raises(ConfigError, match="architecture"):
         unlearn("rt", fresh_model("mlp", data, 0), data, [0], [1, 2, 3], recipe=get_recipe("quick"))
+
+
+def test_certified_runs_with_defaults_at_the_least_noise_eq15_allows():
+    config = CertifiedConfig()
+    config.check()
+    steps, sigma = config.schedule()
+    assert steps == round(config.c0 / (config.c1 * config.gamma))
+    assert sigma == pytest.approx(config.accountant().min_sigma(config.epsilon, config.zeta), rel=1e-6)

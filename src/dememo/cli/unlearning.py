@@ -22,12 +22,15 @@ from dememo.experiments.spec import CUSTOM, Spec, describe_error
 from dememo.experiments.stages import StageContext
 from dememo.experiments.views import VIEWS, TableView, ViewInput, as_list, table_markdown
 from dememo.paths import artifact_root
+from dememo.pipeline import stored_config, test_split
 from dememo.runtime import resolve_device
 from dememo.store import ArtifactStore
 from dememo.train import accuracy
 from dememo.unlearn import UNLEARNERS, unlearn_or_load
 from dememo.unlearn.jobs import parent_training_set
 from dememo.unlearn.settings import SCALES
+
+CHANCE_FACTOR = 1.5  # test accuracy at most this times 1/classes counts as "at chance"
 
 FORGET_HELP = (
     "What to forget: class=K (every training image of class K), Du:K or Dc:K (that part of "
@@ -80,31 +83,33 @@ def unlearn_command(
     ] = None,
     list_methods: Annotated[bool, typer.Option("--list", help="List the unlearning methods.")] = False,
     forget: Annotated[str | None, typer.Option(help=FORGET_HELP)] = None,
-    dataset: Annotated[str, typer.Option(help="Dataset the model was trained on.")] = "cifar10",
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset the model was trained on (default: read from the model).")
+    ] = None,
     option: OptionPairs = None,
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
     device: Device = "auto",
 ) -> None:
-    """Unlearn a forget set from a stored model; the result is stored as an artifact."""
+    """Unlearn a forget set from a stored model; the result is stored as an artifact.
+    Prints forget, retain and test accuracy (fp32) and warns when the model is at chance."""
     if list_methods or method is None:
-        table = Table("method", "scale option", "description")
-        for name in UNLEARNERS:
-            cls = UNLEARNERS.get(name)
-            table.add_row(name, cls.scale_option or "-", cls.description)
-        console.print(table)
+        _list_methods()
         return
-    UNLEARNERS.get(method)
+    if not UNLEARNERS.get(method).single_model:
+        raise ConfigError(f"unlearn {method}: an ensemble method, not run from the CLI; use "
+                          f"dememo.unlearn.{method} from Python (see 'dememo unlearn --list')")  # fmt: skip
     if model_artifact is None or forget is None:
         raise ConfigError("unlearn: give METHOD, MODEL_ARTIFACT and --forget")
     store = ArtifactStore(artifact_root(artifacts))
     parent = ArtifactStore.load_path(model_artifact)
-    if parent.manifest.get("kind") != "model":
-        raise ConfigError(f"{model_artifact}: not a model artifact (kind {parent.manifest.get('kind')!r})")
-    data = load_dataset(dataset, data_root)
+    config = stored_config(parent)
+    if dataset is not None and dataset != config.dataset:
+        raise ConfigError(f"--dataset {dataset}: {model_artifact} was trained on {config.dataset!r}")
+    data = load_dataset(config.dataset, data_root)
     train_set, scenario = parent_training_set(parent, data, store)
     forget_index = forget_indices(forget, train_set.labels, scenario)
-    keep = ~torch.isin(torch.arange(len(train_set)), forget_index)
+    retain_index = torch.nonzero(~torch.isin(torch.arange(len(train_set)), forget_index)).flatten()
     options = parse_options(option or [], default_method=method).get(method, {})
     run_device = resolve_device(device)
     result = unlearn_or_load(
@@ -112,16 +117,18 @@ def unlearn_command(
         parent,
         train_set,
         forget_index,
-        torch.nonzero(keep).flatten(),
+        retain_index,
         store,
         device=run_device,
         **options,
     )
     record = result.record
-    forget_acc = 100 * accuracy(result.model, train_set, indices=forget_index, device=run_device)
     console.print(
         f"{method}: forgot {record['forget_size']} samples, kept {record['retain_size']}; "
-        f"{record['steps']} steps in {record['seconds']:.1f} s; forget accuracy {forget_acc:.2f}%"
+        f"{record['steps']} steps in {record['seconds']:.1f} s"
+    )
+    _report_accuracies(
+        result.model, train_set, forget_index, retain_index, test_split(config, data), run_device
     )
     if "guarantee" in record["details"]:
         g = record["details"]["guarantee"]
@@ -130,6 +137,36 @@ def unlearn_command(
             + ", ".join(f"{k}={g[k]:.4g}" for k in ("epsilon", "zeta", "sigma", "T", "C0", "C1", "gamma"))
         )
     console.print(f"{'reused stored' if result.reused else 'saved'} unlearned model: {result.artifact.path}")
+
+
+def _list_methods() -> None:
+    table = Table("method", "scale option", "description")
+    ensembles = []
+    for name in UNLEARNERS:
+        cls = UNLEARNERS.get(name)
+        if cls.single_model:
+            table.add_row(name, cls.scale_option or "-", cls.description)
+        else:
+            ensembles.append(name)
+    console.print(table)
+    for name in ensembles:
+        console.print(f"{name}: an ensemble method; run it from Python (dememo.unlearn.{name}), not here")
+
+
+def _report_accuracies(model, train_set, forget_index, retain_index, test_set, device) -> None:
+    """Forget, retain and test accuracy (fp32), and a warning when the model is at chance."""
+    values = {
+        "forget": 100 * accuracy(model, train_set, indices=forget_index, device=device),
+        "retain": 100 * accuracy(model, train_set, indices=retain_index, device=device),
+        "test": 100 * accuracy(model, test_set, device=device),
+    }
+    console.print("accuracy (fp32): " + ", ".join(f"{k} {v:.2f}%" for k, v in values.items()))
+    chance = 100 / test_set.num_classes
+    if values["test"] <= CHANCE_FACTOR * chance:
+        console.print(
+            f"warning: test accuracy {values['test']:.2f}% is at chance level ({chance:.1f}% for "
+            f"{test_set.num_classes} classes): the unlearning destroyed the model, not just the forget set"
+        )
 
 
 @app.command("interplay")

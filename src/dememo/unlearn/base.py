@@ -64,13 +64,16 @@ class Unlearner(ABC):
     """A method that removes the forget set's influence from a trained model.
 
     Subclasses set ``name``, ``description``, ``Config`` and ``scale_option`` (the
-    option that the paper's small/large scale sets: a learning rate or alpha).
+    option that the paper's small/large scale sets: a learning rate or alpha);
+    ``single_model`` is False for methods whose model is not one network (SISA's
+    ensemble), which the artifact jobs and the CLI do not run.
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     Config: ClassVar[type[UnlearnConfig]] = UnlearnConfig
     scale_option: ClassVar[str | None] = None
+    single_model: ClassVar[bool] = True
 
     def __init__(self, config: UnlearnConfig, device: torch.device, precision: Precision = "fp32") -> None:
         self.config = config

@@ -32,13 +32,14 @@ class CertifiedConfig(UnlearnConfig):
     gamma: float = Field(0.01, gt=0)  # step size
     steps: int | None = Field(None, ge=1)  # T; with sigma unset, sigma follows from Eq. 15
     sigma: float | None = Field(None, gt=0)  # with steps unset, T is the fewest that certify
+    # Neither set: T = C0 / (C1 gamma), the T at which Eq. 15 needs the least noise.
     finetune_epochs: int = Field(0, ge=0)  # noise-free fine-tuning afterwards
     finetune_lr: float = Field(0.01, gt=0)
 
     def check(self) -> None:
         check_privacy(self.epsilon, self.zeta)
-        if (self.steps is None) == (self.sigma is None):
-            raise ConfigError("certified: give exactly one of steps (T) and sigma")
+        if self.steps is not None and self.sigma is not None:
+            raise ConfigError("certified: give at most one of steps (T) and sigma; Eq. 15 sets the other")
 
     def accountant(self) -> CertifiedAccountant:
         return CertifiedAccountant(self.c0, self.c1, self.gamma)
@@ -46,8 +47,9 @@ class CertifiedConfig(UnlearnConfig):
     def schedule(self) -> tuple[int, float]:
         """(T, sigma) satisfying Eq. 15."""
         acc = self.accountant()
-        if self.steps is not None:
-            return self.steps, acc.sigma(self.epsilon, self.zeta, self.steps)
+        if self.sigma is None:
+            steps = self.steps or max(1, round(self.c0 / (self.c1 * self.gamma)))
+            return steps, acc.sigma(self.epsilon, self.zeta, steps)
         steps = acc.integer_steps(self.epsilon, self.zeta, self.sigma)
         return steps, self.sigma
 

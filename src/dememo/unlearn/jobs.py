@@ -30,7 +30,7 @@ from dememo.protect.jobs import PERTURBATION_KIND
 from dememo.protect.perturbation import Perturbation
 from dememo.runtime import Precision, resolve_precision
 from dememo.store import Artifact, ArtifactStore
-from dememo.unlearn.base import check_sets, make_config, unlearn
+from dememo.unlearn.base import UNLEARNERS, check_sets, make_config, unlearn
 
 UNLEARNED_KIND = "unlearned"
 INDEX_PREFIX = "index."
@@ -101,9 +101,9 @@ def unlearn_or_load(
     """Reuse the stored unlearned model for this parent, method, options and sets, or
     unlearn and store it atomically. ``data`` is the parent's training split (as
     released, i.e. protected where it was). RT defaults to the parent's recipe and architecture."""
-    if method == "sisa":
+    if not UNLEARNERS.get(method).single_model:
         raise ConfigError(
-            "sisa: an ensemble is not a single-model artifact; use dememo.unlearn.sisa directly"
+            f"{method}: an ensemble is not a single-model artifact; use dememo.unlearn.{method} directly"
         )
     parent_config = check_parent(parent, data)
     precision = resolve_precision(device, precision)  # the key holds bf16 or fp32, never 'auto'

@@ -120,6 +120,7 @@ def train_sisa(
 class Sisa(Unlearner):
     name = "sisa"
     description = "retrain the affected SISA shards from their last clean slice checkpoint"
+    single_model = False
 
     def run(self, model: nn.Module, data: ImageSet, forget: torch.Tensor, retain: torch.Tensor) -> Work:
         if not isinstance(model, SisaEnsemble):
