@@ -19,8 +19,8 @@ from dememo.pipeline import TrainConfig, fresh_model, new_model, train_or_load
 from dememo.store import ArtifactStore
 from dememo.train import get_recipe, predict_logits
 from dememo.unlearn import CertifiedAccountant, load_unlearned, rt, unlearn, unlearn_or_load
-from dememo.unlearn.jobs import parent_training_set
 from dememo.unlearn.certified import CertifiedConfig
+from dememo.unlearn.jobs import parent_training_set
 from dememo.unlearn.sisa import SisaConfig, train_sisa
 
 LAMBDA = 1e-2  # L2 regularization of the logistic regression
