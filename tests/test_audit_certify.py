@@ -18,7 +18,9 @@ from dememo.audit.certify import (
     theorem1,
     transfer_probability,
 )
+from dememo.audit.jobs import CertifyOptions, certify_job
 from dememo.audit.montecarlo import loop_metric, noisy_metric
+from dememo.audit.target import AuditTarget
 from dememo.errors import ConfigError
 from dememo.models import build_model
 
@@ -124,12 +126,38 @@ def test_transfer_probability_is_over_reference_runs_and_honest_when_vacuous():
 
 
 def test_batched_monte_carlo_equals_the_one_model_loop(digits):
+    torch.manual_seed(0)
     model = build_model("tinycnn", 1, 10, (8, 8))
     data = digits.test.subset(range(100))
     batched = noisy_metric(model, data, sigma=0.05, n=10, chunk=4, seed=3)
     looped = loop_metric(model, data, sigma=0.05, n=10, chunk=4, seed=3)
-    assert torch.allclose(batched, looped)
+    # vmap'd and plain convolutions round differently (more so with AVX-512 kernels): the
+    # continuous metric agrees to float32 precision, accuracy up to a near-tie argmax flip
+    assert torch.allclose(
+        noisy_metric(model, data, sigma=0.05, n=10, chunk=4, seed=3, metric="confidence"),
+        loop_metric(model, data, sigma=0.05, n=10, chunk=4, seed=3, metric="confidence"),
+        atol=1e-5,
+    )
+    assert (batched - looped).abs().max() <= 1 / len(data) + 1e-12
     assert batched.std() > 0  # the noise does change the metric
     assert not torch.equal(batched, noisy_metric(model, data, sigma=0.05, n=10, chunk=4, seed=4))
     with pytest.raises(ConfigError, match="sigma"):
         noisy_metric(model, data, sigma=0.0, n=2)
+
+
+def test_the_default_audit_certify_options_do_not_abstain_even_at_theorem_2s_radius():
+    options = CertifyOptions()
+    samples = np.random.default_rng(0).random(options.samples)
+    for eta in [*options.etas, 2 * max(options.etas)]:
+        bound = theorem1(samples, q=options.q, eta=eta, sigma=options.sigma, alpha=options.alpha)
+        assert not bound.abstained, (eta, bound.row())
+
+
+def test_theorem_2_reports_the_theorem_1_row_at_twice_eta(digits):
+    model = build_model("mlp", 1, digits.train.num_classes, digits.train.image_size)
+    target = AuditTarget(model, digits.train, digits.test, "m", {"dataset": "digits"})
+    options = CertifyOptions(samples=16, etas=(0.0, 0.01), sigma=0.01, chunk=8)
+    result = certify_job(target, [target], options, torch.device("cpu"))
+    assert [b.eta for b in result.bounds] == [0.0, 0.01, 0.02]
+    assert "Theorem 1 row at eta 0.02" in result.notes[-1]
+    assert [b.eta for b in certify_job(target, [], options, torch.device("cpu")).bounds] == [0.0, 0.01]
