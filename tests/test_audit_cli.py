@@ -97,3 +97,18 @@ def test_audits_read_unlearned_artifacts(stored_model, digits):
     assert sets.target.name.startswith("forget set") and bool((sets.target.labels == 3).all())
     assert bool((sets.unseen.labels == 3).all()) and bool((sets.class_test.labels == 3).all())
     assert not bool((sets.retain.labels == 3).any())
+
+
+def test_mia_official_shadow_and_clean_pixels_show_the_unseen_rate(stored_model):
+    root, model = stored_model
+    args = ["audit", "mia", str(model), "--target-class", "2", "--max-shadow", "official",
+            "--shadow", "clean", "--artifacts", str(root), "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "unseen rate" in result.output and "official" in result.output
+    reports = [json.loads(p.read_text()) for p in (root / "audit").glob("*/report.json")]
+    report = next(r for r in reports if r["identity"].get("options", {}).get("max_shadow", 0) is None)
+    assert report["identity"]["options"]["shadow"] == "clean"
+    assert set(report["mia"]["unseen_rates"]) == set(report["mia"]["svc_rates"])
+    bad = runner.invoke(app, ["audit", "mia", str(model), "--max-shadow", "lots", "--artifacts", str(root)])
+    assert isinstance(bad.exception, DememoError) and "--max-shadow" in str(bad.exception)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
+from dememo.audit import jobs
 from dememo.audit.mia import (
+    SVC_SIGNALS,
     best_threshold,
     lira_offline,
     paper_flags,
@@ -18,7 +22,7 @@ from dememo.audit.mia import (
 )
 from dememo.audit.roc import roc_result
 from dememo.audit.signals import Signals, model_signals
-from dememo.audit.target import check_classes, require_disjoint
+from dememo.audit.target import AuditTarget, check_classes, require_disjoint
 from dememo.errors import ConfigError, DataError
 from dememo.models import build_model
 from dememo.train import get_recipe, train
@@ -125,3 +129,62 @@ def test_paper_table_marks_arrows_omissions_and_gaps():
         and ga["gap prob vs RT"] == "+0.2000"
     )
     assert broken["probability"] == "-" and broken["gap prob vs RT"] == "-"
+
+
+def recorded_mia(monkeypatch, target, options):
+    """mia_job's result and every set it scored (the SVC's inputs), by set name."""
+    scored = {}
+
+    def record(model, data, **kwargs):
+        scored[data.name] = data
+        return model_signals(model, data, **kwargs)
+
+    monkeypatch.setattr(jobs, "model_signals", record)
+    return jobs.mia_job(target, options, torch.device("cpu")), scored
+
+
+def test_mia_job_honours_max_shadow_and_reports_the_unseen_rate(digits, digit_models, monkeypatch):
+    _, _, (overfit, _) = digit_models
+    target = AuditTarget(overfit, digits.train, digits.test, "overfit", {"dataset": "digits"})
+    sizes = {}
+    for cap in (50, 300):
+        result, _ = recorded_mia(monkeypatch, target, jobs.MIAOptions(target_class=3, max_shadow=cap))
+        sizes[cap] = (result.shadow["members"], result.shadow["nonmembers"])
+        assert result.shadow["selection"] == f"random, at most {cap} a side"
+    assert sizes == {50: (50, 50), 300: (300, 300)}
+    # None: the official selection, the first len(test) retain samples (training order) vs every
+    # test sample outside the unseen set (the test images of class 3, held out of the fit)
+    result, scored = recorded_mia(monkeypatch, target, jobs.MIAOptions(target_class=3, max_shadow=None))
+    retain = torch.nonzero(digits.train.labels != 3).flatten()[: len(digits.test)]
+    shadow = scored["retain (train, as-trained (clean: unprotected model))"]
+    assert torch.equal(shadow.images, digits.train.images[retain])
+    in_class = int((digits.test.labels == 3).sum())
+    assert result.shadow["members"] == len(digits.test)
+    assert result.shadow["nonmembers"] == len(digits.test) - in_class
+    # the unseen rate stands beside every target rate
+    report = result.to_dict()
+    assert set(report["unseen_rates"]) == set(report["svc_rates"]) == set(SVC_SIGNALS)
+    assert all(0 <= v <= 1 for v in report["unseen_rates"].values())
+    rows = {row["attack"]: row for row in result.table()}
+    assert rows["svc/probability"]["unseen_rate"] == report["unseen_rates"]["probability"]
+
+
+def test_shadow_members_take_the_pixels_the_model_trained_on(digits, digit_models, monkeypatch):
+    _, _, (overfit, _) = digit_models
+    released = dataclasses.replace(digits.train, images=255 - digits.train.images)  # stands for protection
+    config = {"dataset": "digits", "perturbation": "stand-in"}
+    target = AuditTarget(overfit, digits.train, digits.test, "protected", config, trained_on=released)
+    retain = torch.nonzero(digits.train.labels != 3).flatten()[: len(digits.test)]
+    for shadow, pixels in (("as-trained", released), ("clean", digits.train)):
+        options = jobs.MIAOptions(target_class=3, max_shadow=None, shadow=shadow)
+        result, scored = recorded_mia(monkeypatch, target, options)
+        assert torch.equal(scored[f"retain (train, {shadow})"].images, pixels.images[retain])
+        assert result.shadow["pixels"] == shadow
+        # the target set and the unseen samples stay clean (the paper's Duc: clean counterparts)
+        in_class = digits.train.labels == 3
+        assert torch.equal(scored["class 3 (train, clean)"].images, digits.train.images[in_class])
+    unloaded = dataclasses.replace(target, trained_on=None)
+    with pytest.raises(ConfigError, match="trained on protected data"):
+        jobs.mia_job(unloaded, jobs.MIAOptions(target_class=3), torch.device("cpu"))
+    with pytest.raises(ValidationError):
+        jobs.MIAOptions(shadow="protected")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+import torch
+
+from dememo.audit.target import AuditTarget
 from dememo.data.scenarios import ScenarioSettings
 from dememo.errors import ConfigError
 from dememo.experiments import ResultsDB, run_graph
@@ -17,6 +21,7 @@ from dememo.pipeline import TrainConfig
 from dememo.runtime import resolve_precision
 from dememo.store import ArtifactStore
 from dememo.train import get_recipe
+from dememo.unlearn.scenario_data import scenario_data
 
 SCENARIO = ScenarioSettings(level="class")
 
@@ -32,6 +37,7 @@ def lifecycle(digits_name: str = "digits"):
         "before-accuracy": audit_stage("accuracy", before, **target),
         "before-mia": audit_stage("mia", before, {"max_shadow": 200}, **target),
         "ft-mia": audit_stage("mia", ft, {"max_shadow": 200}, **target),
+        "before-mia-clean": audit_stage("mia", before, {"max_shadow": 200, "shadow": "clean"}, **target),
         "ft-recover": audit_stage(
             "recover", ft, {"target_class": 0, "etas": (0.0, 0.5), "epochs": 1}, others={"RT": rt}
         ),  # fmt: skip
@@ -53,6 +59,19 @@ def test_unlearn_and_audit_stages_run_reuse_and_measure_the_target(digits, tmp_p
     assert out[rt.key].metrics[("accuracy", "Du")] == 0.0  # retrained without class 0
     mia_before, mia_ft = out[audits["before-mia"].key].metrics, out[audits["ft-mia"].key].metrics
     assert 0 <= mia_ft[("svc_rate", "correctness")] <= 1 and ("auc", "class-threshold/loss") in mia_ft
+    # every target rate has the unseen rate beside it
+    assert 0 <= mia_ft[("svc_unseen_rate", "correctness")] <= 1
+    # shadow members: the retain set as the Before model trained on it (OPS pixels), or clean
+    folder = {name: context.artifacts / out[audits[name].key].artifact for name in audits}
+    reports = {name: json.loads((folder[name] / "report.json").read_text())
+               for name in ("before-mia", "before-mia-clean")}  # fmt: skip
+    assert reports["before-mia"]["mia"]["shadow"]["pixels"] == "as-trained"
+    assert reports["before-mia-clean"]["mia"]["shadow"]["pixels"] == "clean"
+    stored = ArtifactStore.load_path(context.artifacts / out[before.key].artifact)
+    loaded = AuditTarget.from_artifact(stored, dataset=digits, store=context.store, scenario=SCENARIO)
+    released = scenario_data(stored, digits, context.store, SCENARIO).released
+    assert loaded.trained_on is not None and torch.equal(loaded.trained_on.images, released.images)
+    assert not torch.equal(released.images, digits.train.images)  # OPS changed the protected classes
     # both are audited on the forgotten class's clean counterparts Duc (not on a random half):
     # the paper's corr column is then the accuracy on Duc (FACTS 2.2)
     before_duc = out[audits["before-accuracy"].key].metrics[("accuracy", "Duc")]

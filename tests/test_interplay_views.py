@@ -36,6 +36,14 @@ def view(level_settings: InterplaySettings, entries: list[Entry]) -> ViewInput:
     return ViewInput(None, "smoke", level_settings, entries)
 
 
+def unseen_entry(level: str, cls: int, part: str, row: str, **rates: float) -> Entry:
+    """An mia entry with the SVC's rates on the target and, lower-case-prefixed, on unseen samples."""
+    metrics = {("svc_rate", k): v for k, v in rates.items() if not k.startswith("u_")}
+    metrics |= {("svc_unseen_rate", k[2:]): v for k, v in rates.items() if k.startswith("u_")}
+    labels = {"protection": "ops", "level": level, "cls": cls, "part": part, "row": row, "role": "mia"}
+    return Entry(labels, f"{level}{cls}{part}{row}mia", StageOutput("a", metrics))
+
+
 def class_entries(ft_dtr: float = 90.0) -> list[Entry]:
     accuracy = {"Before": dict(Du=100.0, Duc=60.0, Dut=50.0, Dtr=95.0),
                 "RT": dict(Du=0.0, Duc=0.0, Dut=0.0, Dtr=96.0),
@@ -71,6 +79,22 @@ def test_class_tables_have_the_paper_layout_values_and_mia_rules():
     assert prob_gaps(Results.of(class_entries(16.0), "class"), level, "ops")["FT_small"][0] is not None
     figure = VIEWS.get("mia-gap")(view(level, class_entries()))
     assert isinstance(figure, FigureView) and figure.png.startswith(b"\x89PNG")
+
+
+def test_mia_table_shows_the_unseen_rate_beside_each_target_rate_and_names_the_shadow_data():
+    level = settings("class", [0])
+    entries = [e for e in class_entries() if e.labels["role"] != "mia" or e.labels["row"] != "FT_small"]
+    entries.append(unseen_entry("class", 0, "Du", "FT_small", correctness=0.05, probability=0.7, entropy=0.25,
+                                u_correctness=0.5, u_probability=0.125, u_entropy=0.0))  # fmt: skip
+    [mia] = VIEWS.get("mia-table")(view(level, entries))
+    ft = mia.rows[1]
+    assert ft[1].startswith("0.0500 [0.5000] (") and ft[2].startswith("0.7000↑ [0.1250] (")
+    assert ft[3].startswith("0.2500 [0.0000] (")
+    assert "unseen test images" in mia.caption
+    assert "as-trained shadow members, at most 2000 a side" in mia.caption
+    official = settings("class", [0], mia={"max_shadow": None, "shadow": "clean"})
+    [mia] = VIEWS.get("mia-table")(view(official, entries))
+    assert "clean shadow members, official selection" in mia.caption
 
 
 def test_subset_table_blocks_and_the_ft_arrow_rule():

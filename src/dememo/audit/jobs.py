@@ -40,10 +40,28 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+OFFICIAL = "official"
+
+
 class MIAOptions(Frozen):
+    """``max_shadow``: random shadow samples a side (at most); None: the official selection
+    of Unlearn-Sparse's SVC_MIA (``official_shadow``). ``shadow``: the shadow members' pixels,
+    the retain set as the model trained on it (the official code's) or its clean counterparts."""
+
     target_class: int | None = None
-    max_shadow: int = Field(2000, ge=2)
+    max_shadow: int | None = Field(2000, ge=2)
+    shadow: Literal["as-trained", "clean"] = "as-trained"
     seed: int = 0
+
+    def describe_shadow(self) -> str:
+        count = "official selection" if self.max_shadow is None else f"at most {self.max_shadow} a side"
+        return f"{self.shadow} shadow members, {count}"
+
+
+def official_shadow(retain_index: torch.Tensor, test_size: int) -> torch.Tensor:
+    """Unlearn-Sparse's SVC_MIA shadow members: the first len(test) retain samples in training
+    order (10,000 on CIFAR-10), fit against the test set (Jia et al. 2023, main_forget.py)."""
+    return torch.sort(retain_index.long()).values[:test_size]
 
 
 class RecoverOptions(Frozen):
@@ -111,16 +129,29 @@ def mia_job(
     """All MIAs on ``target``; ``references`` (models that trained on neither the target set
     nor its unseen test samples, e.g. RT for a forgotten class) enable offline LiRA."""
     sets = target.sets(options.target_class, options.seed)
+    pixels = target.training_pixels(options.shadow)
+    retain = sets.retain_index
+    if options.max_shadow is None:
+        retain = official_shadow(retain, len(target.test))
+    pixel_name = options.shadow if target.protected else "as-trained (clean: unprotected model)"
+    shadow_members = pixels.subset(retain, f"retain (train, {pixel_name})")
 
     def signals(data, model=target.model):
         return model_signals(model, data, device=device)
 
     pairs = [(signals(sets.target, r.model), signals(sets.unseen, r.model)) for r in references]
 
-    return run_mia(signals(sets.target), signals(sets.unseen), signals(sets.retain),
-                   signals(sets.unseen_rest),
-                   name=f"{target.name}: {sets.target.name}", references=pairs,
-                   seed=options.seed)  # fmt: skip
+    result = run_mia(signals(sets.target), signals(sets.unseen), signals(shadow_members),
+                     signals(sets.unseen_rest),
+                     name=f"{target.name}: {sets.target.name}", references=pairs,
+                     max_shadow=options.max_shadow, seed=options.seed)  # fmt: skip
+    selection = (
+        "official: the first len(test) retain samples vs the test samples outside the unseen set"
+        if options.max_shadow is None
+        else f"random, at most {options.max_shadow} a side"
+    )
+    result.shadow.update({"pixels": pixel_name, "selection": selection})
+    return result
 
 
 def recover_job(

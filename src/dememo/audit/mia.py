@@ -31,22 +31,30 @@ SVC_SIGNALS = ("correctness", "confidence", "probability", "entropy", "modified_
 
 @dataclass
 class MIAResult:
-    """Member rates of the paper's SVC attack and ROC summaries of the stronger attacks."""
+    """Member rates of the paper's SVC attack and ROC summaries of the stronger attacks.
+
+    ``svc_rates``: signal -> share of the target set the SVC predicts member;
+    ``unseen_rates``: the same SVC's rate on unseen test samples held out of its fit (the
+    rate a non-member gets: a target rate means little without it); ``shadow``: what the
+    SVC was fit on (sample counts, pixels, selection)."""
 
     target: str
-    svc_rates: dict[str, float]  # signal -> share of the target set predicted member
+    svc_rates: dict[str, float]
     rocs: list[RocResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unseen_rates: dict[str, float] = field(default_factory=dict)
+    shadow: dict[str, object] = field(default_factory=dict)
 
     def table(self) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = [
-            {"attack": f"svc/{s}", "member_rate": r} for s, r in self.svc_rates.items()
+            {"attack": f"svc/{s}", "member_rate": r, "unseen_rate": self.unseen_rates.get(s)}
+            for s, r in self.svc_rates.items()
         ]
         return rows + [r.row() for r in self.rocs]
 
     def to_dict(self) -> dict[str, object]:
-        return {"target": self.target, "svc_rates": self.svc_rates,
-                "rocs": [r.row() for r in self.rocs], "notes": self.notes}  # fmt: skip
+        return {"target": self.target, "svc_rates": self.svc_rates, "unseen_rates": self.unseen_rates,
+                "shadow": self.shadow, "rocs": [r.row() for r in self.rocs], "notes": self.notes}  # fmt: skip
 
     def plot(self, path) -> None:
         """ROC curves on log-log axes (the low-FPR region is what matters)."""
@@ -61,9 +69,51 @@ class MIAResult:
         save_figure(figure, path)
 
 
-def _balanced(rng: np.random.Generator, n_first: int, n_second: int, cap: int | None):
-    size = min(n_first, n_second) if cap is None else min(n_first, n_second, cap)
+def _balanced(rng: np.random.Generator, n_first: int, n_second: int, cap: int):
+    size = min(n_first, n_second, cap)
     return rng.choice(n_first, size, replace=False), rng.choice(n_second, size, replace=False)
+
+
+@dataclass
+class ShadowSVC:
+    """The paper's attack model: per signal, an RBF SVC (C=3, gamma='auto') fit on shadow
+    members (label 1) against shadow non-members (label 0)."""
+
+    classifiers: dict[str, SVC]
+    members: int  # shadow samples the SVCs were fit on, each side
+    nonmembers: int
+
+    @classmethod
+    def fit(
+        cls,
+        shadow_members: Signals,
+        shadow_nonmembers: Signals,
+        signals: Sequence[str] = PAPER_SIGNALS,
+        *,
+        max_shadow: int | None = 2000,
+        seed: int = 0,
+    ) -> ShadowSVC:
+        """``max_shadow``: equally many random samples a side, at most that many; None: every
+        sample given (the caller chose them, e.g. the official selection of ``mia_job``)."""
+        if max_shadow is None:
+            keep_in, keep_out = np.arange(len(shadow_members)), np.arange(len(shadow_nonmembers))
+        else:
+            rng = np.random.default_rng(seed)
+            keep_in, keep_out = _balanced(rng, len(shadow_members), len(shadow_nonmembers), max_shadow)
+        if len(keep_in) == 0 or len(keep_out) == 0:
+            raise ConfigError("svc_attack: needs shadow members and shadow non-members")
+        classifiers = {}
+        for name in signals:
+            x = np.r_[shadow_members.features(name)[keep_in], shadow_nonmembers.features(name)[keep_out]]
+            y = np.r_[np.ones(len(keep_in)), np.zeros(len(keep_out))]
+            classifiers[name] = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
+        return cls(classifiers, len(keep_in), len(keep_out))
+
+    def rates(self, data: Signals) -> dict[str, float]:
+        """Per signal, the share of ``data`` predicted member."""
+        if len(data) == 0:
+            raise ConfigError("svc_attack: the target set is empty")
+        return {name: float(c.predict(data.features(name)).mean()) for name, c in self.classifiers.items()}
 
 
 def svc_attack(
@@ -76,20 +126,12 @@ def svc_attack(
     seed: int = 0,
 ) -> dict[str, float]:
     """The paper's attack: per signal, the share of ``target`` an RBF SVC (C=3, gamma='auto')
-    fit on equally many shadow members and non-members predicts member."""
+    fit on shadow members and non-members (``ShadowSVC.fit``) predicts member."""
     if len(target) == 0:
         raise ConfigError("svc_attack: the target set is empty")
-    rng = np.random.default_rng(seed)
-    keep_in, keep_out = _balanced(rng, len(shadow_members), len(shadow_nonmembers), max_shadow)
-    if len(keep_in) == 0:
-        raise ConfigError("svc_attack: needs shadow members and shadow non-members")
-    rates = {}
-    for name in signals:
-        x = np.r_[shadow_members.features(name)[keep_in], shadow_nonmembers.features(name)[keep_out]]
-        y = np.r_[np.ones(len(keep_in)), np.zeros(len(keep_out))]
-        classifier = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
-        rates[name] = float(classifier.predict(target.features(name)).mean())
-    return rates
+    return ShadowSVC.fit(shadow_members, shadow_nonmembers, signals, max_shadow=max_shadow, seed=seed).rates(
+        target
+    )
 
 
 def _halves(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,19 +248,20 @@ def run_mia(
     references: Sequence[tuple[Signals, Signals]] = (),
     svc_signals: Sequence[str] = SVC_SIGNALS,
     threshold_signals: Sequence[str] = ("modified_entropy", "loss", "confidence"),
+    max_shadow: int | None = 2000,
     seed: int = 0,
 ) -> MIAResult:
     """All attacks on one model. ``members`` is the target set (the SVC's member rate is
     reported on it and it is the positive class of every ROC); ``nonmembers`` are unseen
-    samples of the same classes (the negatives, and the SVC's baseline rate)."""
-    result = MIAResult(name, svc_attack(shadow_members, shadow_nonmembers, members, svc_signals, seed=seed))
-    baseline = svc_attack(shadow_members, shadow_nonmembers, nonmembers, svc_signals, seed=seed)
-    result.notes.append("svc baseline (share of unseen samples predicted member): "
-                        + ", ".join(f"{k} {v:.3f}" for k, v in baseline.items()))  # fmt: skip
-    result.svc_rates.update({f"{k} (unseen)": v for k, v in baseline.items()})
+    samples of the same classes, not among the shadow non-members (the negatives of every
+    ROC, and the SVC's unseen rate). ``max_shadow``: as in ``ShadowSVC.fit``."""
+    svc = ShadowSVC.fit(shadow_members, shadow_nonmembers, svc_signals, max_shadow=max_shadow, seed=seed)
+    result = MIAResult(name, svc.rates(members), unseen_rates=svc.rates(nonmembers),
+                       shadow={"members": svc.members, "nonmembers": svc.nonmembers})  # fmt: skip
     result.notes.append(
-        "svc: fit on shadow members (retain, train) vs shadow non-members (test, other "
-        "samples); scored on the target set and on unseen test samples of its classes"
+        f"svc: fit on {svc.members} shadow members (retain, train) vs {svc.nonmembers} shadow "
+        "non-members (test samples); scored on the target set and on unseen test samples of its "
+        "classes held out of the fit (unseen_rates: the rate a non-member gets)"
     )
     result.notes.append(
         "class thresholds: calibrated on a random half of target and unseen samples, "

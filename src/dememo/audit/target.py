@@ -11,6 +11,7 @@ from torch import nn
 
 from dememo.data import load_dataset
 from dememo.data.imageset import Dataset, ImageSet
+from dememo.data.scenarios import ScenarioSettings
 from dememo.errors import ArtifactError, ConfigError, DataError
 from dememo.pipeline import TrainConfig, model_with_weights, test_split, training_split
 from dememo.store import Artifact, ArtifactStore
@@ -22,7 +23,9 @@ INDEX_PREFIX = "index."
 @dataclass
 class AuditTarget:
     """A model with the clean training split it learned from (members; for a protected
-    model these are the clean counterparts Duc) and the test split (non-members)."""
+    model these are the clean counterparts Duc) and the test split (non-members);
+    ``trained_on``: the training split as the model saw it (protected pixels where it was
+    trained on protected data; None: not loaded, see ``training_pixels``)."""
 
     model: nn.Module
     train: ImageSet
@@ -32,19 +35,49 @@ class AuditTarget:
     content: str = ""  # the artifact's content hash (names cached audits)
     forget: torch.Tensor | None = None  # training indices an unlearned model was asked to forget
     retain: torch.Tensor | None = None
+    trained_on: ImageSet | None = None
 
     def __post_init__(self) -> None:
         check_classes(self.model, self.train)
         if self.train.num_classes != self.test.num_classes:
             raise DataError(f"{self.name}: train and test sets have different class counts")
+        if self.trained_on is not None and self.trained_on.labels.shape != self.train.labels.shape:
+            raise DataError(f"{self.name}: the training split as trained does not match the clean one")
+
+    @property
+    def protected(self) -> bool:
+        """Whether the model (an unlearned model: its parent) trained on protected data."""
+        return bool(self.config.get("perturbation"))
+
+    def training_pixels(self, shadow: str) -> ImageSet:
+        """The training split with the pixels the MIA's shadow members take: 'as-trained'
+        (``trained_on``; the clean split for an unprotected model) or 'clean'."""
+        if shadow == "clean" or not self.protected:
+            return self.train
+        if shadow != "as-trained":
+            raise ConfigError(f"unknown shadow pixels {shadow!r}; valid: as-trained, clean")
+        if self.trained_on is None:
+            raise ConfigError(
+                f"{self.name} trained on protected data: load its training split as trained "
+                "(AuditTarget.from_artifact with the artifact store) or use clean shadows"
+            )
+        return self.trained_on
 
     @classmethod
     def from_artifact(
-        cls, path: str | Path | Artifact, data_root: str | Path | None = None, dataset: Dataset | None = None
+        cls,
+        path: str | Path | Artifact,
+        data_root: str | Path | None = None,
+        dataset: Dataset | None = None,
+        *,
+        store: ArtifactStore | None = None,
+        scenario: ScenarioSettings | None = None,
     ) -> AuditTarget:
         """Load a trained ('model') or unlearned ('unlearned') artifact (a path, or one already
         loaded) and the clean splits named by its TrainConfig (an unlearned model's: its
-        parent's), from ``dataset`` when given (it must be that dataset) or from ``data_root``."""
+        parent's), from ``dataset`` when given (it must be that dataset) or from ``data_root``.
+        With ``store`` (holding the parent model and its perturbation) also the training split
+        as trained (``trained_on``; ``scenario``: the parent's scenario options, default its key's)."""
         stored = path if isinstance(path, Artifact) else ArtifactStore.load_path(path)
         path = stored.path
         manifest = stored.manifest
@@ -63,8 +96,16 @@ class AuditTarget:
         model = model_with_weights(config, weights, train, stored.path)
         index = {k[len(INDEX_PREFIX) :]: v for k, v in stored.tensors.items() if k.startswith(INDEX_PREFIX)}
         name = f"{manifest['config'].get('method', config.model)}/{manifest['config_hash'][:8]}"
-        return cls(model, train, test_split(config, dataset), name, raw_config,
-                   manifest["content_sha256"], index.get("forget"), index.get("retain"))  # fmt: skip
+        trained_on = None
+        if store is not None:
+            from dememo.unlearn.jobs import parent_training_set  # noqa: PLC0415  (unlearn loads models)
+
+            parent = stored
+            if unlearned:
+                parent = ArtifactStore.load_path(store.root / "model" / manifest["config"]["parent"])
+            trained_on = parent_training_set(parent, dataset, store, scenario)[0]
+        return cls(model, train, test_split(config, dataset), name, raw_config, manifest["content_sha256"],
+                   index.get("forget"), index.get("retain"), trained_on)  # fmt: skip
 
     @property
     def identity(self) -> dict[str, str | None]:
@@ -113,6 +154,7 @@ class AuditTarget:
                 train_index[_isin(self.train.labels, classes)], f"{what} classes (train, clean)"
             ),
             self.test.subset(test_index[in_classes], f"{what} classes (test)"),
+            retain,
         )
 
 
@@ -122,7 +164,8 @@ def _isin(values: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class AuditSets:
-    """Who plays which role (clean pixels throughout)."""
+    """Who plays which role (clean pixels throughout; the MIA takes its shadow members'
+    pixels from ``AuditTarget.training_pixels`` at ``retain_index``)."""
 
     target: ImageSet  # the audited set: scored by MIA, the positives of every ROC
     retain: ImageSet  # training samples the model should still know: shadow members
@@ -130,6 +173,7 @@ class AuditSets:
     unseen_rest: ImageSet  # other test samples: shadow non-members
     class_train: ImageSet  # training images of the target's classes: recovery attack data pool
     class_test: ImageSet  # test images of the target's classes: recovery / certification evaluation
+    retain_index: torch.Tensor | None = None  # training-split positions of ``retain``
 
 
 def check_classes(model: nn.Module, data: ImageSet) -> None:

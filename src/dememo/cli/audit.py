@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from dememo.audit.jobs import (
+    OFFICIAL,
     CertifyOptions,
     MIAOptions,
     RecoverOptions,
@@ -38,6 +39,13 @@ Runs = Annotated[list[Path] | None, typer.Option("--run", help=(
     "A run of the reference mechanism (retraining with another seed), for Theorem 2; "
     "repeatable."))]  # fmt: skip
 
+MaxShadow = Annotated[str, typer.Option(help=(
+    "Shadow samples per side for the SVC (random), or 'official': the first len(test) retain samples "
+    "vs the test set, as Unlearn-Sparse's SVC_MIA."))]  # fmt: skip
+ShadowPixels = Annotated[str, typer.Option(help=(
+    "Shadow members' pixels: as-trained (protected where the model trained on protected data, as "
+    "the official code) or clean."))]  # fmt: skip
+
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
     try:
@@ -56,6 +64,15 @@ def _references(pairs: list[str], data_root: Path | None) -> dict[str, AuditTarg
     return refs
 
 
+def _max_shadow(text: str) -> int | None:
+    if text.strip().lower() in (OFFICIAL, "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--max-shadow: expected a sample count or 'official', got {text!r}") from None
+
+
 def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -71,8 +88,13 @@ def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
 def _show(path: Path, report: dict[str, Any], reused: bool) -> None:
     if "mia" in report:
         mia = report["mia"]
-        _print_rows(f"SVC member rate on {mia['target']}",
-                    [{"signal": k, "member rate": v} for k, v in mia["svc_rates"].items()])  # fmt: skip
+        shadow = mia.get("shadow", {})
+        unseen = mia.get("unseen_rates", {})
+        _print_rows(f"SVC member rate on {mia['target']} and on unseen test samples (held out of the fit); "
+                    f"shadow: {shadow.get('members')} members ({shadow.get('pixels')}) vs "
+                    f"{shadow.get('nonmembers')} non-members, {shadow.get('selection')}",
+                    [{"signal": k, "member rate": v, "unseen rate": unseen.get(k, "")}
+                     for k, v in mia["svc_rates"].items()])  # fmt: skip
         _print_rows("ROC (members: target set, non-members: unseen test images)", mia["rocs"])
     if "recovery" in report:
         rec = report["recovery"]
@@ -100,7 +122,8 @@ def _show(path: Path, report: dict[str, Any], reused: bool) -> None:
 def mia_command(
     model: ModelArg,
     target_class: TargetClass = None,
-    max_shadow: Annotated[int, typer.Option(help="Shadow samples per side for the SVC.")] = 2000,
+    max_shadow: MaxShadow = "2000",
+    shadow: ShadowPixels = "as-trained",
     lira_ref: Annotated[
         list[Path] | None,
         typer.Option(
@@ -116,11 +139,14 @@ def mia_command(
     device: Device = "auto",
 ) -> None:
     """Membership inference: the paper's SVC member rates, class-threshold ROC, TPR at low FPR."""
-    target = AuditTarget.from_artifact(model, data_root)
-    refs = [AuditTarget.from_artifact(p, data_root) for p in lira_ref or []]
-    options = MIAOptions(target_class=target_class, max_shadow=max_shadow, seed=seed)
-    others = {f"lira{i}": r for i, r in enumerate(refs)}
+    if shadow not in ("as-trained", "clean"):
+        raise ConfigError(f"--shadow: expected as-trained or clean, got {shadow!r}")
     store = ArtifactStore(artifact_root(artifacts))
+    target = AuditTarget.from_artifact(model, data_root, store=store)
+    refs = [AuditTarget.from_artifact(p, data_root) for p in lira_ref or []]
+    options = MIAOptions.model_validate({"target_class": target_class, "max_shadow": _max_shadow(max_shadow),
+                                         "shadow": shadow, "seed": seed})  # fmt: skip
+    others = {f"lira{i}": r for i, r in enumerate(refs)}
     _show(*audit_or_load(store, "mia", target, options, resolve_device(device), others))
 
 
@@ -186,7 +212,7 @@ def all_command(
     device: Device = "auto",
 ) -> None:
     """A report card for one model: MIA table, recovery curve and certified bounds (defaults)."""
-    target = AuditTarget.from_artifact(model, data_root)
+    target = AuditTarget.from_artifact(model, data_root, store=ArtifactStore(artifact_root(artifacts)))
     refs = _references(reference or [], data_root)
     jobs = {"mia": MIAOptions(target_class=target_class, seed=seed),
             "recover": RecoverOptions(target_class=target_class, epochs=epochs, seed=seed),

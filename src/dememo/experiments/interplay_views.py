@@ -8,11 +8,13 @@ from the mia audits' ``svc_rate`` metrics.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
+from dememo.audit.jobs import MIAOptions
 from dememo.audit.mia import PAPER_SIGNALS, is_damaged
 from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.study import Entry
@@ -51,11 +53,13 @@ class Results:
 
     accuracy: dict[tuple[str, int, str, str], dict[str, float]]
     mia: dict[tuple[str, int, str, str], dict[str, float]]
+    unseen: dict[tuple[str, int, str, str], dict[str, float]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, entries: Iterable[Entry], level: str) -> Results:
         accuracy: dict[tuple[str, int, str, str], dict[str, float]] = {}
         mia: dict[tuple[str, int, str, str], dict[str, float]] = {}
+        unseen: dict[tuple[str, int, str, str], dict[str, float]] = {}
         for entry in entries:
             labels = entry.labels
             if labels.get("level") != level or entry.output is None or "cls" not in labels:
@@ -66,7 +70,8 @@ class Results:
                 accuracy[key] = {split: v for (name, split), v in metrics.items() if name == "accuracy"}
             elif labels["role"] == "mia":
                 mia[key] = {split: v for (name, split), v in metrics.items() if name == "svc_rate"}
-        return cls(accuracy, mia)
+                unseen[key] = {split: v for (name, split), v in metrics.items() if name == "svc_unseen_rate"}
+        return cls(accuracy, mia, unseen)
 
 
 def _caption_run(view: ViewInput) -> str:
@@ -195,11 +200,14 @@ def mia_table(view: ViewInput, protection: str) -> TableView:
         for cls in settings.classes:
             part = mia_part(settings, cls)
             rates = results.mia.get((protection, cls, part, row), {})
+            unseen = results.unseen.get((protection, cls, part, row), {})
             omitted = damaged(results, settings, protection, cls, row)
             for signal in PAPER_SIGNALS:
                 before = results.mia.get((protection, cls, part, "Before"), {}).get(signal)
                 rt = results.mia.get((protection, cls, part, "RT"), {}).get(signal)
                 text = mia_cell(rates.get(signal), before, rt, row, omitted)
+                if text != "–" and unseen.get(signal) is not None:
+                    text += f" [{unseen[signal]:.4f}]"
                 value, arrow = paper.get((name, level, row, cls, signal), (None, False))
                 cells.append(f"{text} ({number(value, 4)}{UP if arrow else ''})")
         rows.append(cells)
@@ -210,8 +218,13 @@ def mia_table(view: ViewInput, protection: str) -> TableView:
         if level == "subset"
         else ("Duc (protected classes) or Dc (clean classes) of the forgotten class")
     )
+    shadow = MIAOptions.model_validate(settings.mia or {}).describe_shadow()
     caption = (f"{which}, {level} level: SVC membership-inference member rate on {target}, signals "
-               f"correctness/probability/entropy; the paper's value in parentheses ({_caption_run(view)}). "
+               f"correctness/probability/entropy; in brackets the same SVC's member rate on unseen test "
+               f"images of the class (held out of its fit: the rate of a non-member); the paper's value "
+               f"in parentheses ({_caption_run(view)}). SVC shadow data: {shadow} (as-trained: the retain "
+               f"set with the pixels the model trained on, protected where it was, as the official "
+               f"Unlearn-Sparse code). "
                f"↑: above both Before and RT. –: a severely damaged model (its {utility(level)} accuracy "
                f"below 1.5 x chance, dememo's threshold: the paper gives none) or no result.")  # fmt: skip
     return TableView(f"{which}: {level}-level MIA", header, rows, caption)

@@ -6,7 +6,8 @@ and optionally a scenario target (scenario settings, class, forget set) that nam
 audited set, so a Before model is audited on the set its unlearned children forgot.
 Inputs: 'model' (a train or unlearn stage) and, for recover, other models by name
 (references whose curves share the attack), for certify 'run<i>' (Theorem 2 runs).
-Metrics are flat: ``svc_rate`` by signal, ``auc`` by attack; ``recovered_accuracy``,
+Metrics are flat: ``svc_rate`` (on the target set) and ``svc_unseen_rate`` (on unseen test
+samples held out of the SVC's fit) by signal, ``auc`` by attack; ``recovered_accuracy``,
 ``control_accuracy`` and ``distance`` by ``eta=<value>``; ``certified_lower`` /
 ``certified_upper`` by eta (absent where Theorem 1 abstains); ``accuracy`` by set name.
 """
@@ -80,6 +81,8 @@ def _metrics(job: str, report: dict[str, Any]) -> Metrics:
     metrics: Metrics = {}
     if job == "mia":
         metrics.update({("svc_rate", signal): rate for signal, rate in report["mia"]["svc_rates"].items()})
+        unseen = report["mia"].get("unseen_rates", {})
+        metrics.update({("svc_unseen_rate", signal): rate for signal, rate in unseen.items()})
         metrics.update({("auc", roc["attack"]): roc["auc"] for roc in report["mia"]["rocs"]})
     elif job == "recover":
         for curve in report["recovery"]["curves"]:
@@ -111,7 +114,7 @@ class Audit(StageKind):
         dataset = context.dataset(TrainConfig.model_validate(parent.manifest["config"]).dataset)
         device = resolve_device(context.device)
         target_spec, job = config["target"], config["job"]
-        forget = None
+        forget, settings = None, None
         if target_spec is not None:
             settings = ScenarioSettings.model_validate(target_spec["scenario"])
             if job == "accuracy":  # the released pixels are needed only to measure accuracy on them
@@ -127,7 +130,11 @@ class Audit(StageKind):
                     f"{parent.path}: not trained in a scenario (no protected positions recorded)"
                 )
             forget = scenario.target(target_spec["cls"], target_spec["part"])
-        target = AuditTarget.from_artifact(stored, dataset=dataset)
+        options = AUDIT_OPTIONS[job].model_validate(config["options"])
+        # the MIA's shadow members may take the pixels the model trained on (protected ones)
+        pixels = getattr(options, "shadow", None) == "as-trained"
+        target = AuditTarget.from_artifact(stored, dataset=dataset, store=context.store if pixels else None,
+                                           scenario=settings)  # fmt: skip
         if forget is not None:
             target = dataclasses.replace(target, forget=forget.forget, retain=forget.retain)
         others = {
@@ -135,6 +142,5 @@ class Audit(StageKind):
             for role, output in inputs.items()
             if role != "model"
         }
-        options = AUDIT_OPTIONS[job].model_validate(config["options"])
         path, report, _ = audit_or_load(context.store, job, target, options, device, others)
         return StageOutput(relative_artifact(context, path), _metrics(job, report))
