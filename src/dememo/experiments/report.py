@@ -15,7 +15,7 @@ from dememo.errors import ConfigError
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
-from dememo.experiments.views import (
+from dememo.experiments.views.base import (
     PAPER_CITATION,
     VIEWS,
     FigureView,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 
 from dememo.audit.mia import PAPER_SIGNALS, is_damaged
-from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
-from dememo.experiments.study import Entry
-from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, png
+from dememo.experiments.studies.base import Entry
+from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
+from dememo.experiments.views.base import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, png
 from dememo.reference import interplay_tables, mia_tables, prob_gap_figures
 from dememo.unlearn.settings import TABLE_NAMES
 
