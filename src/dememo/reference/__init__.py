@@ -17,6 +17,8 @@ import csv
 from functools import cache
 from importlib.resources import files
 
+PAPER_CITATION = 'SoK: "Unlearnability and Unlearning for Model Dememorization" (arXiv 2605.11592v1, 2026)'
+
 
 @cache
 def table3() -> dict[str, dict[str, float]]:

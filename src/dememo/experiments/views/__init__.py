@@ -9,7 +9,6 @@ from dememo.experiments.views import (  # noqa: F401  (registers the views)
     table3,
 )
 from dememo.experiments.views.base import (
-    PAPER_CITATION,
     VIEWS,
     FigureView,
     TableView,
@@ -22,5 +21,5 @@ from dememo.experiments.views.base import (
     table_markdown,
 )
 
-__all__ = ["PAPER_CITATION", "VIEWS", "FigureView", "TableView", "View", "ViewInput", "as_list",
+__all__ = ["VIEWS", "FigureView", "TableView", "View", "ViewInput", "as_list",
            "markdown_rows", "percent", "png", "table_markdown"]  # fmt: skip

@@ -18,8 +18,6 @@ from matplotlib.figure import Figure
 from dememo.experiments.studies.base import Entry
 from dememo.registry import Registry
 
-PAPER_CITATION = 'SoK: "Unlearnability and Unlearning for Model Dememorization" (arXiv 2605.11592v1, 2026)'
-
 
 @dataclass(frozen=True)
 class TableView:

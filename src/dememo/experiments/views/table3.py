@@ -5,15 +5,8 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from dememo.experiments.studies.protect_eval import ProtectEvalSettings, ProtectionResult, protection_rows
-from dememo.experiments.views.base import (
-    PAPER_CITATION,
-    VIEWS,
-    FigureView,
-    TableView,
-    ViewInput,
-    percent,
-    png,
-)
+from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
+from dememo.reference import PAPER_CITATION
 
 TABLE3_ORDER = ("ue-c", "pue", "ops", "ue-s", "tue", "tap")  # the paper's row order, then clean
 
