@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from dememo.experiments import ResultsDB, load_spec, plan_spec, reproduce
-from dememo.experiments.recovery_views import COLLAPSE_SHARE, curve_of
 from dememo.experiments.report import render_report
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.stages import StageContext, StageOutput
-from dememo.experiments.study import Entry
+from dememo.experiments.studies.base import Entry
 from dememo.experiments.views import VIEWS, FigureView, ViewInput
+from dememo.experiments.views.recovery import COLLAPSE_SHARE, curve_of
 
 NEW_SPECS = ("figure9", "figure2", "figure10", "figure11", "figure13", "figure14", "figure15", "figure16-18",
              "certified")  # fmt: skip

@@ -107,7 +107,7 @@ def test_bad_audit_and_unlearn_stages_are_refused_when_planned():
 
 
 def test_interplay_study_plans_rows_audits_and_shares_models(digits, tmp_path):
-    from dememo.experiments.interplay import Interplay, InterplaySettings
+    from dememo.experiments.studies.interplay import Interplay, InterplaySettings
 
     settings = InterplaySettings.model_validate({
         "victim": {"dataset": "digits", "model": "mlp", "recipe": "quick", "epochs": 2},

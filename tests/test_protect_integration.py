@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dememo.protect.evaluate import evaluate_protection
+from dememo.experiments.studies.protect_eval import evaluate_protection
 from dememo.store import ArtifactStore
 from dememo.train import get_recipe
 

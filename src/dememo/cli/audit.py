@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
 from dememo.audit.jobs import (
@@ -38,7 +42,6 @@ References = Annotated[list[str] | None, typer.Option("--reference", "-r", help=
 Runs = Annotated[list[Path] | None, typer.Option("--run", help=(
     "A run of the reference mechanism (retraining with another seed), for Theorem 2; "
     "repeatable."))]  # fmt: skip
-
 MaxShadow = Annotated[str, typer.Option(help=(
     "Shadow samples per side for the SVC (random), or 'official': the first len(test) retain samples "
     "vs the test set, as Unlearn-Sparse's SVC_MIA."))]  # fmt: skip
@@ -52,16 +55,6 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise ConfigError(f"--{what}: expected comma-separated numbers, got {text!r}") from None
-
-
-def _references(pairs: list[str], data_root: Path | None) -> dict[str, AuditTarget]:
-    refs = {}
-    for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise ConfigError(f"--reference {pair!r}: expected NAME=ARTIFACT")
-        refs[name] = AuditTarget.from_artifact(path, data_root)
-    return refs
 
 
 def _max_shadow(text: str) -> int | None:
@@ -118,10 +111,84 @@ def _show(path: Path, report: dict[str, Any], reused: bool) -> None:
     console.print(f"{'reused' if reused else 'wrote'} report: {path}")
 
 
-@audit_app.command("mia")
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class AuditCall:
+    """What every audit command takes: the audited model, its class, the seed and where to work."""
+
+    model: Path
+    target_class: int | None
+    seed: int
+    data_root: Path | None
+    artifacts: Path | None
+    device: str
+
+    def load(self, path: Path | str, as_trained: bool = False) -> AuditTarget:
+        """An audit target; ``as_trained`` also loads the training split as the model saw it
+        (protected pixels, from the store), which the MIA's shadow members need."""
+        return AuditTarget.from_artifact(path, self.data_root, store=self.store if as_trained else None)
+
+    def references(self, pairs: list[str] | None) -> dict[str, AuditTarget]:
+        """--reference NAME=ARTIFACT pairs as audit targets by name."""
+        refs = {}
+        for pair in pairs or []:
+            name, sep, path = pair.partition("=")
+            if not sep or not name or not path:
+                raise ConfigError(f"--reference {pair!r}: expected NAME=ARTIFACT")
+            refs[name] = self.load(path)
+        return refs
+
+    @property
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(artifact_root(self.artifacts))
+
+    def options(self, kind: type[OptionsT], **own: Any) -> OptionsT:
+        """A job's options: the command's own, and the class and seed every audit takes."""
+        return kind(target_class=self.target_class, seed=self.seed, **own)
+
+    def run(self, job: str, options: BaseModel, others: dict[str, AuditTarget]) -> None:
+        """Audit the model (or reuse the stored report) and show the report."""
+        device = resolve_device(self.device)
+        target = self.load(self.model, as_trained=job == "mia")
+        _show(*audit_or_load(self.store, job, target, options, device, others))
+
+
+def _option(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+# every audit command's options: these first, then the command's own, then the rest
+FIRST = [_option("model", ModelArg), _option("target_class", TargetClass, None)]
+LAST = [_option("seed", Seed, 0), _option("data_root", DataRoot, None), _option("artifacts", Artifacts, None),
+        _option("device", Device, "auto")]  # fmt: skip
+
+
+def audit_command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``body(call: AuditCall, **own_options)`` as ``dememo audit NAME``: typer sees the
+    options every audit takes (FIRST, LAST) around the body's own, and the body gets them as one
+    ``AuditCall``."""
+
+    def register(body: Callable[..., None]) -> Callable[..., None]:
+        own = [_option(p.name, p.annotation, p.default)
+               for p in list(inspect.signature(body, eval_str=True).parameters.values())[1:]]  # fmt: skip
+        common = [p.name for p in FIRST + LAST]
+
+        def command(**values: Any) -> None:
+            body(AuditCall(**{key: values.pop(key) for key in common}), **values)
+
+        command.__signature__ = inspect.Signature(FIRST + own + LAST)  # type: ignore[attr-defined]
+        command.__doc__ = body.__doc__
+        audit_app.command(name)(command)
+        return body
+
+    return register
+
+
+@audit_command("mia")
 def mia_command(
-    model: ModelArg,
-    target_class: TargetClass = None,
+    call: AuditCall,
     max_shadow: MaxShadow = "2000",
     shadow: ShadowPixels = "as-trained",
     lira_ref: Annotated[
@@ -133,50 +200,32 @@ def mia_command(
             )
         ),
     ] = None,  # fmt: skip
-    seed: Seed = 0,
-    data_root: DataRoot = None,
-    artifacts: Artifacts = None,
-    device: Device = "auto",
 ) -> None:
     """Membership inference: the paper's SVC member rates, class-threshold ROC, TPR at low FPR."""
     if shadow not in ("as-trained", "clean"):
         raise ConfigError(f"--shadow: expected as-trained or clean, got {shadow!r}")
-    store = ArtifactStore(artifact_root(artifacts))
-    target = AuditTarget.from_artifact(model, data_root, store=store)
-    refs = [AuditTarget.from_artifact(p, data_root) for p in lira_ref or []]
-    options = MIAOptions.model_validate({"target_class": target_class, "max_shadow": _max_shadow(max_shadow),
-                                         "shadow": shadow, "seed": seed})  # fmt: skip
-    others = {f"lira{i}": r for i, r in enumerate(refs)}
-    _show(*audit_or_load(store, "mia", target, options, resolve_device(device), others))
+    refs = {f"lira{i}": call.load(p) for i, p in enumerate(lira_ref or [])}
+    call.run("mia", call.options(MIAOptions, max_shadow=_max_shadow(max_shadow), shadow=shadow), refs)
 
 
-@audit_app.command("recover")
+@audit_command("recover")
 def recover_command(
-    model: ModelArg,
-    target_class: TargetClass = None,
+    call: AuditCall,
     etas: Annotated[str, typer.Option(help="Comma-separated l2 radii.")] = "0,0.2,0.4,0.8,1.6",
     projection: Annotated[str, typer.Option(help="ball (default) or sphere (PUE's code).")] = "ball",
     batchnorm: Annotated[str, typer.Option(help="freeze or update BN running statistics.")] = "freeze",
     epochs: Annotated[int | None, typer.Option(help="Override Table 7's epochs.")] = None,
     reference: References = None,
-    seed: Seed = 0,
-    data_root: DataRoot = None,
-    artifacts: Artifacts = None,
-    device: Device = "auto",
 ) -> None:
     """Recovery attack: projected SGD within an l2 ball of radius eta; a curve over eta."""
-    target = AuditTarget.from_artifact(model, data_root)
-    refs = _references(reference or [], data_root)
-    options = RecoverOptions(target_class=target_class, etas=_floats(etas, "etas"), projection=projection,
-                             batchnorm=batchnorm, epochs=epochs, seed=seed)  # fmt: skip
-    store = ArtifactStore(artifact_root(artifacts))
-    _show(*audit_or_load(store, "recover", target, options, resolve_device(device), refs))
+    options = call.options(RecoverOptions, etas=_floats(etas, "etas"), projection=projection,
+                           batchnorm=batchnorm, epochs=epochs)  # fmt: skip
+    call.run("recover", options, call.references(reference))
 
 
-@audit_app.command("certify")
+@audit_command("certify")
 def certify_command(
-    model: ModelArg,
-    target_class: TargetClass = None,
+    call: AuditCall,
     sigma: Annotated[float, typer.Option(help="Std of the Gaussian weight noise.")] = 0.01,
     q: Annotated[float, typer.Option(help="Quantile level q of Theorem 1.")] = 0.7,
     alpha: Annotated[float, typer.Option(help="Monte-Carlo error probability (confidence 1-alpha).")] = 0.01,
@@ -185,41 +234,28 @@ def certify_command(
     run: Runs = None,
     epsilon: Annotated[float, typer.Option(help="Theorem 2: epsilon of the indistinguishability.")] = 1.0,
     zeta: Annotated[float, typer.Option(help="Theorem 2: zeta of the indistinguishability.")] = 0.01,
-    seed: Seed = 0,
-    data_root: DataRoot = None,
-    artifacts: Artifacts = None,
-    device: Device = "auto",
 ) -> None:
     """Certified bounds (Theorem 1) from Monte-Carlo weight noise; Theorem 2 with --run."""
-    target = AuditTarget.from_artifact(model, data_root)
-    runs = [AuditTarget.from_artifact(p, data_root) for p in run or []]
-    options = CertifyOptions(target_class=target_class, sigma=sigma, q=q, alpha=alpha, samples=samples,
-                             etas=_floats(etas, "etas"), epsilon=epsilon, zeta=zeta, seed=seed)  # fmt: skip
-    others = {f"run{i}": r for i, r in enumerate(runs)}
-    store = ArtifactStore(artifact_root(artifacts))
-    _show(*audit_or_load(store, "certify", target, options, resolve_device(device), others))
+    runs = {f"run{i}": call.load(p) for i, p in enumerate(run or [])}
+    options = call.options(CertifyOptions, sigma=sigma, q=q, alpha=alpha, samples=samples,
+                           etas=_floats(etas, "etas"), epsilon=epsilon, zeta=zeta)  # fmt: skip
+    call.run("certify", options, runs)
 
 
-@audit_app.command("all")
+@audit_command("all")
 def all_command(
-    model: ModelArg,
-    target_class: TargetClass = None,
+    call: AuditCall,
     reference: References = None,
     epochs: Annotated[int | None, typer.Option(help="Recovery: override Table 7's epochs.")] = None,
-    seed: Seed = 0,
-    data_root: DataRoot = None,
-    artifacts: Artifacts = None,
-    device: Device = "auto",
 ) -> None:
     """A report card for one model: MIA table, recovery curve and certified bounds (defaults)."""
-    target = AuditTarget.from_artifact(model, data_root, store=ArtifactStore(artifact_root(artifacts)))
-    refs = _references(reference or [], data_root)
-    jobs = {"mia": MIAOptions(target_class=target_class, seed=seed),
-            "recover": RecoverOptions(target_class=target_class, epochs=epochs, seed=seed),
-            "certify": CertifyOptions(target_class=target_class, seed=seed)}  # fmt: skip
+    target = call.load(call.model, as_trained=True)
+    refs = call.references(reference)
+    jobs = {"mia": call.options(MIAOptions), "recover": call.options(RecoverOptions, epochs=epochs),
+            "certify": call.options(CertifyOptions)}  # fmt: skip
     identity = {"job": "all", **{job: audit_identity(job, target, options, refs if job == "recover" else {})
                                   for job, options in jobs.items()}}  # fmt: skip
-    dev = resolve_device(device)
+    dev = resolve_device(call.device)
 
     def run_all() -> dict[str, Any]:
         parts = [produce(job, target, options, dev, refs if job == "recover" else {})
@@ -227,4 +263,4 @@ def all_command(
         return {"report": {k: v for p in parts for k, v in p["report"].items()},
                 "plots": {k: v for p in parts for k, v in p["plots"].items()}}  # fmt: skip
 
-    _show(*cached_report(ArtifactStore(artifact_root(artifacts)), identity, run_all))
+    _show(*cached_report(call.store, identity, run_all))

@@ -10,12 +10,12 @@ from rich.table import Table
 
 from dememo.cli.common import Artifacts, DataRoot, Device, app, console
 from dememo.experiments import SCALES, Spec, load_spec, reproduce, spec_names
-from dememo.experiments.lifecycle_views import lifecycle_summary
 from dememo.experiments.report import write_markdown, write_report
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB, write_csv
 from dememo.experiments.stages import StageContext
 from dememo.experiments.views import ViewInput, table_markdown
+from dememo.experiments.views.lifecycle import lifecycle_summary
 from dememo.paths import artifact_root
 from dememo.progress import make_progress
 

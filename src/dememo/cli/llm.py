@@ -30,10 +30,10 @@ def llm_study_command(
     (fine-tune on clean and RegText data, unlearn each task with RT, GA, NPO, FT, recovery
     attack), with the options replacing the scale's settings; finished stages are reused."""
     from dememo.experiments import load_spec, reproduce
-    from dememo.experiments.llm import with_overrides
-    from dememo.experiments.llm_views import export_llm
     from dememo.experiments.report import write_report
     from dememo.experiments.stages import StageContext
+    from dememo.experiments.studies.llm import with_overrides
+    from dememo.experiments.views.llm import export_llm
 
     overrides: dict[str, object] = {"model": model, "lora_rank": lora_rank}
     if data is not None:

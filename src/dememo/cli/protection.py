@@ -26,11 +26,11 @@ from dememo.cli.common import (
 from dememo.data import load_dataset
 from dememo.data.augment import Augment
 from dememo.errors import ConfigError
+from dememo.experiments.studies.protect_eval import evaluate_protection, results_markdown
 from dememo.models import MODELS
 from dememo.paths import artifact_root
 from dememo.protect import PROTECTORS
 from dememo.protect.base import make_config
-from dememo.protect.evaluate import evaluate_protection, results_markdown
 from dememo.protect.export import check_export_target, export_release, release_manifest
 from dememo.protect.jobs import protect_or_load
 from dememo.protect.presets import preset_options

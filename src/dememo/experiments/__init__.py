@@ -2,19 +2,12 @@
 
 spec (YAML, per scale) --study.plan--> stages (protect -> train -> unlearn -> audit)
     --run_graph on a backend--> results.sqlite + artifact store --views--> report.html
+
+The engine is this folder's modules (spec, graph, backends, results, reproduce, report);
+``studies/`` plans stages, ``views/`` shows results, ``stages/`` runs them.
 """
 
-from dememo.experiments import (  # noqa: F401  (registers the studies and their views)
-    interplay,
-    interplay_levels,
-    interplay_views,
-    llm,
-    llm_views,
-    protect_eval,
-    recovery_protected,
-    recovery_views,
-    synergy,
-)
+from dememo.experiments import studies, views  # noqa: F401  (registers the studies and their views)
 from dememo.experiments.graph import ExperimentError, GraphOutcome, run_graph
 from dememo.experiments.reproduce import plan_spec, reproduce, run_planned
 from dememo.experiments.results import ResultsDB

@@ -2,22 +2,42 @@
 
 A backend takes ready stages with ``submit`` and hands back finished ones with
 ``next_done``; the graph runner alone writes results, so every backend shares
-one results database and one artifact store.
+one results database and one artifact store. ``execute`` runs one stage wherever
+the backend put it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
+import time
+import traceback
 from abc import ABC, abstractmethod
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dememo.errors import ConfigError
+from dememo.errors import ConfigError, DememoError
+from dememo.experiments.stages import STAGE_KINDS, Stage, StageContext, StageOutput
+from dememo.experiments.stages.base import artifact_precision
 from dememo.registry import Registry
+from dememo.runtime import resolve_device
 
-if TYPE_CHECKING:
-    from dememo.experiments.stages import Stage, StageContext, StageOutput
+
+def execute(stage: Stage, inputs: dict[str, StageOutput], context: StageContext) -> StageOutput | str:
+    """Run one stage; an exception becomes its one-line error text (the traceback for others)."""
+    started = time.perf_counter()
+    try:
+        output = STAGE_KINDS.get(stage.kind).run(stage.config, inputs, context)
+        where = f"{resolve_device(context.device)} on {socket.gethostname()}"
+        return dataclasses.replace(output, device=where, seconds=time.perf_counter() - started,
+                                   precision=artifact_precision(context, output.artifact))  # fmt: skip
+    except DememoError as error:
+        return f"{type(error).__name__}: {error}"
+    except Exception as error:  # noqa: BLE001  (a stage's bug must not stop independent stages)
+        trace = traceback.format_exception_only(type(error), error)[-1].strip()
+        return f"{trace} (in {traceback.extract_tb(error.__traceback__)[-1].filename})"
 
 
 class Backend(ABC):
@@ -51,15 +71,11 @@ class LocalBackend(Backend):
         self.queue.append((stage, inputs, context))
 
     def next_done(self) -> tuple[str, StageOutput | str]:
-        from dememo.experiments.graph import execute
-
         stage, inputs, context = self.queue.popleft()
         return stage.key, execute(stage, inputs, context)
 
 
 def _ray_task(stage: Stage, inputs: dict[str, StageOutput], context: StageContext) -> dict | str:
-    from dememo.experiments.graph import execute
-
     result = execute(stage, inputs, context)
     return result if isinstance(result, str) else result.to_json()
 
@@ -103,8 +119,6 @@ class RayBackend(Backend):
             self.ray.shutdown()
 
     def submit(self, stage: Stage, inputs: dict[str, StageOutput], context: StageContext) -> None:
-        from dememo.experiments.stages import STAGE_KINDS
-
         needs = STAGE_KINDS.get(stage.kind).resources(stage.config, context)
         ref = self.task.options(num_cpus=needs.cpus, num_gpus=needs.gpus, name=stage.label).remote(
             stage, inputs, context
@@ -112,8 +126,6 @@ class RayBackend(Backend):
         self.refs[ref] = stage.key
 
     def next_done(self) -> tuple[str, StageOutput | str]:
-        from dememo.experiments.stages import StageOutput
-
         (ready,), _ = self.ray.wait(list(self.refs), num_returns=1)
         key = self.refs.pop(ready)
         try:

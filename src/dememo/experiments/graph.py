@@ -9,19 +9,13 @@ happened; ``GraphOutcome.raise_for_failures`` turns failures into one error.
 
 from __future__ import annotations
 
-import dataclasses
-import socket
-import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dememo.errors import ConfigError, DememoError
 from dememo.experiments.backends import Backend
 from dememo.experiments.results import ResultsDB
-from dememo.experiments.stages import STAGE_KINDS, Stage, StageContext, StageOutput
-from dememo.experiments.stages.base import artifact_precision
-from dememo.runtime import resolve_device
+from dememo.experiments.stages import Stage, StageContext, StageOutput
 
 Progress = Callable[[int, int, str], None]  # (stages finished, stages to run, last stage's label)
 
@@ -70,21 +64,6 @@ def in_order(stages: list[Stage]) -> list[Stage]:
     for stage in unique.values():
         visit(stage)
     return order
-
-
-def execute(stage: Stage, inputs: dict[str, StageOutput], context: StageContext) -> StageOutput | str:
-    """Run one stage; an exception becomes its one-line error text (the traceback for others)."""
-    started = time.perf_counter()
-    try:
-        output = STAGE_KINDS.get(stage.kind).run(stage.config, inputs, context)
-        where = f"{resolve_device(context.device)} on {socket.gethostname()}"
-        return dataclasses.replace(output, device=where, seconds=time.perf_counter() - started,
-                                   precision=artifact_precision(context, output.artifact))  # fmt: skip
-    except DememoError as error:
-        return f"{type(error).__name__}: {error}"
-    except Exception as error:  # noqa: BLE001  (a stage's bug must not stop independent stages)
-        trace = traceback.format_exception_only(type(error), error)[-1].strip()
-        return f"{trace} (in {traceback.extract_tb(error.__traceback__)[-1].filename})"
 
 
 def run_graph(

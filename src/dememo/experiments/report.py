@@ -15,15 +15,8 @@ from dememo.errors import ConfigError
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
-from dememo.experiments.views import (
-    PAPER_CITATION,
-    VIEWS,
-    FigureView,
-    TableView,
-    ViewInput,
-    as_list,
-    markdown_rows,
-)
+from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, as_list, markdown_rows
+from dememo.reference import PAPER_CITATION
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }

@@ -15,7 +15,7 @@ from dememo.experiments.graph import GraphOutcome, Progress, run_graph
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
 from dememo.experiments.stages import StageContext
-from dememo.experiments.study import STUDIES, Entry, Planned, plan_labels
+from dememo.experiments.studies.base import STUDIES, Entry, Planned, plan_labels
 
 
 def plan_spec(spec: Spec, scale: str) -> list[Planned]:

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from dememo.errors import ConfigError
-from dememo.experiments.study import STUDIES
+from dememo.experiments.studies.base import STUDIES
 
 Scale = Literal["smoke", "cpu", "paper", "custom"]
 SCALES: tuple[str, ...] = ("smoke", "cpu", "paper")
@@ -55,7 +55,7 @@ class Spec(BaseModel):
     @field_validator("views")
     @classmethod
     def _known_views(cls, value: list[str]) -> list[str]:
-        from dememo.experiments.views import VIEWS
+        from dememo.experiments.views.base import VIEWS
 
         unknown = [v for v in value if v not in VIEWS]
         if unknown:

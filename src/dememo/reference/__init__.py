@@ -8,7 +8,8 @@ Shipped for the interplay and recovery specs (parsed from the paper's text, arXi
 2605.11592v1; each file's header says how): ``tables10-25.csv`` (Tables 10-25 in
 long form, "-" where the paper omits a value), ``fig5-8-prob-gap-derived.csv``
 (prob-MIA of each unlearned model minus RT's, derived from Tables 18-25, which
-Figures 5-8 plot) and ``table4-llm.csv`` (Table 4).
+Figures 5-8 plot) and ``table4-llm.csv`` (Table 4). ``PAPER_CITATION`` names the paper
+in reports and captions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import csv
 from functools import cache
 from importlib.resources import files
+
+PAPER_CITATION = 'SoK: "Unlearnability and Unlearning for Model Dememorization" (arXiv 2605.11592v1, 2026)'
 
 
 @cache

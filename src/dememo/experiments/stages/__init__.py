@@ -1,4 +1,4 @@
-"""Stage kinds of the experiment graph; importing this package registers them."""
+"""Stage kinds: one file per kind on the protocol in base; importing this package registers them."""
 
 from dememo.experiments.stages import (  # noqa: F401  (registers the kinds)
     audit,

@@ -21,18 +21,8 @@ from dememo.audit.jobs import AUDIT_OPTIONS, audit_or_load
 from dememo.audit.target import AuditTarget
 from dememo.data.scenarios import ScenarioSettings
 from dememo.errors import ConfigError
-from dememo.experiments.stages.base import (
-    Inputs,
-    Metrics,
-    Stage,
-    StageContext,
-    StageKind,
-    StageOutput,
-    register_stage_kind,
-    relative_artifact,
-)
+from dememo.experiments.stages import base
 from dememo.pipeline import TrainConfig
-from dememo.runtime import resolve_device
 from dememo.store import Artifact, ArtifactStore
 from dememo.unlearn.jobs import parent_scenario
 from dememo.unlearn.scenario_data import scenario_data
@@ -42,15 +32,15 @@ JOBS = (*AUDIT_OPTIONS, "accuracy")
 
 def audit_stage(
     job: str,
-    model: Stage,
+    model: base.Stage,
     options: dict[str, Any] | None = None,
     *,
     scenario: ScenarioSettings | None = None,
     cls: int | None = None,
     part: str | None = None,
-    others: dict[str, Stage] | None = None,
+    others: dict[str, base.Stage] | None = None,
     label: str = "",
-) -> Stage:
+) -> base.Stage:
     """An audit of the model a train or unlearn stage made; with ``scenario``, ``cls`` and
     ``part`` the audited set is that forgetting target's (clean counterparts)."""
     if job not in JOBS:
@@ -67,18 +57,18 @@ def audit_stage(
         target = {"scenario": scenario.model_dump(mode="json"), "cls": cls, "part": part}
     inputs = {"model": model.key} | {role: stage.key for role, stage in (others or {}).items()}
     config = {"job": job, "options": options, "target": target}
-    return Stage("audit", config, inputs, label=f"audit {job} of {label or model.label}")
+    return base.Stage("audit", config, inputs, label=f"audit {job} of {label or model.label}")
 
 
-def _parent(artifact: Artifact, context: StageContext) -> Artifact:
+def _parent(artifact: Artifact, context: base.StageContext) -> Artifact:
     """The Before model behind a model artifact (itself) or an unlearned one (its parent)."""
     if artifact.manifest["kind"] == "model":
         return artifact
     return ArtifactStore.load_path(context.artifacts / "model" / artifact.manifest["config"]["parent"])
 
 
-def _metrics(job: str, report: dict[str, Any]) -> Metrics:
-    metrics: Metrics = {}
+def _metrics(job: str, report: dict[str, Any]) -> base.Metrics:
+    metrics: base.Metrics = {}
     if job == "mia":
         metrics.update({("svc_rate", signal): rate for signal, rate in report["mia"]["svc_rates"].items()})
         unseen = report["mia"].get("unseen_rates", {})
@@ -104,15 +94,15 @@ def _metrics(job: str, report: dict[str, Any]) -> Metrics:
     return metrics
 
 
-@register_stage_kind
-class Audit(StageKind):
+@base.register_stage_kind
+class Audit(base.StageKind):
     name = "audit"
 
-    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
-        stored = ArtifactStore.load_path(context.artifacts / inputs["model"].artifact)
+    def run(self, config: base.Config, inputs: base.Inputs, context: base.StageContext) -> base.StageOutput:
+        stored = context.load(inputs["model"])
         parent = _parent(stored, context)
         dataset = context.dataset(TrainConfig.model_validate(parent.manifest["config"]).dataset)
-        device = resolve_device(context.device)
+        device = context.torch_device
         target_spec, job = config["target"], config["job"]
         forget, settings = None, None
         if target_spec is not None:
@@ -122,8 +112,7 @@ class Audit(StageKind):
                 target = data.scenario.target(target_spec["cls"], target_spec["part"])
                 model = AuditTarget.from_artifact(stored, dataset=dataset).model
                 values = data.evaluate(model, target, device)
-                return StageOutput(relative_artifact(context, stored.path),
-                                   {("accuracy", name): value for name, value in values.items()})  # fmt: skip
+                return context.output(stored.path, {("accuracy", name): v for name, v in values.items()})
             scenario = parent_scenario(parent, dataset, settings)
             if scenario is None:
                 raise ConfigError(
@@ -143,4 +132,4 @@ class Audit(StageKind):
             if role != "model"
         }
         path, report, _ = audit_or_load(context.store, job, target, options, device, others)
-        return StageOutput(relative_artifact(context, path), _metrics(job, report))
+        return context.output(path, _metrics(job, report))

@@ -6,6 +6,13 @@ need the same protection or the same victim share one stage, and a rerun finds
 what an earlier run finished. A ``StageKind`` runs a stage and returns a
 ``StageOutput``: the artifact it made (a path inside the artifact store) and flat
 metrics. New kinds (unlearn, audit) are one file each, registered in STAGE_KINDS.
+
+This module is all a kind's file needs of the protocol: it imports it once
+(``from dememo.experiments.stages import base``) and uses ``base.Stage``,
+``base.StageKind``, ``base.register_stage_kind`` and the types of ``run``
+(``base.Config``, ``base.Inputs``, ``base.StageContext``, ``base.StageOutput``); the
+context loads input artifacts (``load``), resolves the device (``torch_device``) and
+files an artifact with its metrics as the stage's output (``output``).
 """
 
 from __future__ import annotations
@@ -17,11 +24,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+
 from dememo.data import load_dataset
 from dememo.data.imageset import Dataset
 from dememo.registry import Registry
-from dememo.store import ArtifactStore, config_hash
+from dememo.runtime import resolve_device
+from dememo.store import Artifact, ArtifactStore, config_hash
 
+Config = dict[str, Any]  # a stage's JSON config
 Metrics = dict[tuple[str, str], float]  # (name, split) -> value; split "" when it has none
 Inputs = dict[str, "StageOutput"]  # role -> the output of the stage filling it
 
@@ -77,11 +88,23 @@ class StageContext:
     def store(self) -> ArtifactStore:
         return ArtifactStore(self.artifacts)
 
+    @property
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
     def dataset(self, name: str) -> Dataset:
         for dataset in self.preloaded:
             if dataset.name == name:
                 return dataset
         return _load(name, self.data_root)
+
+    def load(self, output: StageOutput) -> Artifact:
+        """The artifact an input stage made (verified on load)."""
+        return ArtifactStore.load_path(self.artifacts / output.artifact)
+
+    def output(self, path: Path, metrics: Metrics) -> StageOutput:
+        """This stage's output: the artifact at ``path`` (inside the store) and its metrics."""
+        return StageOutput(relative_artifact(self, path), metrics)
 
 
 @cache
@@ -103,10 +126,10 @@ class StageKind(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
+    def run(self, config: Config, inputs: Inputs, context: StageContext) -> StageOutput:
         """Make (or reuse from the artifact store) this stage's artifact and measure it."""
 
-    def resources(self, config: dict[str, Any], context: StageContext) -> Resources:
+    def resources(self, config: Config, context: StageContext) -> Resources:
         """What a scheduler reserves for one stage of this kind."""
         return Resources(cpus=1.0, gpus=context.gpus_per_stage)
 

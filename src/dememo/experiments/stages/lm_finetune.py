@@ -3,37 +3,28 @@ examples (dememo.lm.jobs.finetune_or_load); metrics: test accuracy per task."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from dememo.experiments.stages.base import (
-    Inputs,
-    Stage,
-    StageContext,
-    StageKind,
-    StageOutput,
-    register_stage_kind,
-    relative_artifact,
-)
+from dememo.experiments.stages import base
 from dememo.lm.jobs import LMSetup, TrainingData, finetune_job_config, finetune_or_load
 from dememo.lm.train import LMRecipe
-from dememo.runtime import resolve_device
 
 
-def lm_finetune_stage(setup: LMSetup, recipe: LMRecipe, training_data: TrainingData, seed: int = 0) -> Stage:
+def lm_finetune_stage(
+    setup: LMSetup, recipe: LMRecipe, training_data: TrainingData, seed: int = 0
+) -> base.Stage:
     config = finetune_job_config(setup, recipe, training_data, seed)
-    return Stage("lm-finetune", config, label=f"lm-finetune {setup.model} on {training_data} data")
+    return base.Stage("lm-finetune", config, label=f"lm-finetune {setup.model} on {training_data} data")
 
 
-@register_stage_kind
-class LMFinetune(StageKind):
+@base.register_stage_kind
+class LMFinetune(base.StageKind):
     name = "lm-finetune"
 
-    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
+    def run(self, config: base.Config, inputs: base.Inputs, context: base.StageContext) -> base.StageOutput:
         trained = finetune_or_load(
             LMSetup.model_validate(config["setup"]), LMRecipe.model_validate(config["recipe"]),
-            config["training_data"], context.store, resolve_device(context.device), config["seed"],
+            config["training_data"], context.store, context.torch_device, config["seed"],
         )  # fmt: skip
         metrics = trained.artifact.metrics
         values = {("accuracy", task): value for task, value in metrics["test_accuracy"].items()}
         values[("train_seconds", "")] = metrics["train_seconds"]
-        return StageOutput(relative_artifact(context, trained.artifact.path), values)
+        return context.output(trained.artifact.path, values)

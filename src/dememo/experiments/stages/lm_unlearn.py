@@ -4,40 +4,28 @@ forgotten task ('accuracy', 'forget') and on the retained tasks ('accuracy', 're
 
 from __future__ import annotations
 
-from typing import Any
-
-from dememo.experiments.stages.base import (
-    Inputs,
-    Stage,
-    StageContext,
-    StageKind,
-    StageOutput,
-    register_stage_kind,
-    relative_artifact,
-)
+from dememo.experiments.stages import base
 from dememo.lm.jobs import unlearn_lm_or_load
 from dememo.lm.unlearn import lm_unlearn_config
-from dememo.runtime import resolve_device
-from dememo.store import ArtifactStore
 
 
-def lm_unlearn_stage(model: Stage, method: str, task: str, **options: object) -> Stage:
+def lm_unlearn_stage(model: base.Stage, method: str, task: str, **options: object) -> base.Stage:
     """An lm-unlearn stage (options validated now, so a bad spec fails before anything runs)."""
     config = {"method": method, "task": task,
               "options": lm_unlearn_config(method, **options).model_dump(mode="json")}  # fmt: skip
-    return Stage("lm-unlearn", config, {"model": model.key}, label=f"lm-unlearn {method} forgets {task}")
+    return base.Stage("lm-unlearn", config, {"model": model.key}, label=f"lm-unlearn {method} forgets {task}")
 
 
-@register_stage_kind
-class LMUnlearn(StageKind):
+@base.register_stage_kind
+class LMUnlearn(base.StageKind):
     name = "lm-unlearn"
 
-    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
-        parent = ArtifactStore.load_path(context.artifacts / inputs["model"].artifact)
+    def run(self, config: base.Config, inputs: base.Inputs, context: base.StageContext) -> base.StageOutput:
+        parent = context.load(inputs["model"])
         unlearned = unlearn_lm_or_load(parent, config["method"], config["task"], context.store,
-                                       resolve_device(context.device), **config["options"])  # fmt: skip
+                                       context.torch_device, **config["options"])  # fmt: skip
         metrics = unlearned.artifact.metrics
         values = {("accuracy", "forget"): metrics["forget_accuracy"], ("seconds", ""): metrics["seconds"]}
         if metrics["retain_accuracy"] is not None:
             values[("accuracy", "retain")] = metrics["retain_accuracy"]
-        return StageOutput(relative_artifact(context, unlearned.artifact.path), values)
+        return context.output(unlearned.artifact.path, values)

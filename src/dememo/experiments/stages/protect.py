@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from dememo.experiments.stages.base import (
-    Inputs,
-    Stage,
-    StageContext,
-    StageKind,
-    StageOutput,
-    register_stage_kind,
-    relative_artifact,
-)
+from dememo.experiments.stages import base
 from dememo.protect.jobs import protect_job_config, protect_or_load
-from dememo.runtime import Precision, resolve_device
+from dememo.runtime import Precision
 
 
 def protect_stage(
     method: str, dataset: str, train_per_class: int | None, precision: Precision = "fp32", **options: object
-) -> Stage:
+) -> base.Stage:
     """A protect stage; its config is the perturbation's own identity (options validated now)."""
     config = protect_job_config(method, dataset, train_per_class, precision, **options)
-    return Stage("protect", config, label=f"protect {method} on {dataset}")
+    return base.Stage("protect", config, label=f"protect {method} on {dataset}")
 
 
-@register_stage_kind
-class Protect(StageKind):
+@base.register_stage_kind
+class Protect(base.StageKind):
     name = "protect"
 
-    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
+    def run(self, config: base.Config, inputs: base.Inputs, context: base.StageContext) -> base.StageOutput:
         dataset = context.dataset(config["dataset"])
         train_set = dataset.train.head(config["train_per_class"])
         result = protect_or_load(
             config["method"], dataset, train_set, context.store, train_per_class=config["train_per_class"],
-            device=resolve_device(context.device), precision=config["precision"], **config["options"],
+            device=context.torch_device, precision=config["precision"], **config["options"],
         )  # fmt: skip
         metrics = result.artifact.metrics
-        return StageOutput(
-            relative_artifact(context, result.artifact.path),
+        return context.output(
+            result.artifact.path,
             {
                 ("generation_seconds", ""): metrics["seconds"],
                 ("covered", "train"): metrics["covered"],

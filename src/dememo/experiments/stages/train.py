@@ -6,27 +6,15 @@ positions carry the perturbation: the interplay studies' Before model.
 
 from __future__ import annotations
 
-from typing import Any
-
 from dememo.data.scenarios import ScenarioSettings, build_scenario
-from dememo.experiments.stages.base import (
-    Inputs,
-    Stage,
-    StageContext,
-    StageKind,
-    StageOutput,
-    register_stage_kind,
-    relative_artifact,
-)
+from dememo.experiments.stages import base
 from dememo.pipeline import TrainConfig, test_split, train_or_load, training_split
 from dememo.protect.perturbation import Perturbation
-from dememo.runtime import resolve_device
-from dememo.store import ArtifactStore
 
 
 def train_stage(
-    config: TrainConfig, perturbation: Stage | None = None, scenario: ScenarioSettings | None = None
-) -> Stage:
+    config: TrainConfig, perturbation: base.Stage | None = None, scenario: ScenarioSettings | None = None
+) -> base.Stage:
     """A train stage on the clean split, or on the release made by a protect stage
     (all of it, or the positions ``scenario`` protects)."""
     if scenario is not None and perturbation is None:
@@ -38,19 +26,19 @@ def train_stage(
         "train": config.model_dump(mode="json"),
         "scenario": scenario.model_dump(mode="json") if scenario is not None else None,
     }
-    return Stage("train", stage_config, inputs, label=f"train {config.model} on {on}{where}")
+    return base.Stage("train", stage_config, inputs, label=f"train {config.model} on {on}{where}")
 
 
-@register_stage_kind
-class Train(StageKind):
+@base.register_stage_kind
+class Train(base.StageKind):
     name = "train"
 
-    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
+    def run(self, config: base.Config, inputs: base.Inputs, context: base.StageContext) -> base.StageOutput:
         train_config = TrainConfig.model_validate(config["train"])
         dataset = context.dataset(train_config.dataset)
         protected = None
         if "perturbation" in inputs:
-            artifact = ArtifactStore.load_path(context.artifacts / inputs["perturbation"].artifact)
+            artifact = context.load(inputs["perturbation"])
             train_set = training_split(train_config, dataset)
             protected = Perturbation.from_artifact(artifact).apply(train_set)
             mark = artifact.manifest["config_hash"]
@@ -60,11 +48,11 @@ class Train(StageKind):
                 protected = scenario.release(train_set, protected)
                 mark = f"{mark}/{scenario.key}"
             train_config = train_config.model_copy(update={"perturbation": mark})
-        device = resolve_device(context.device)
+        device = context.torch_device
         trained = train_or_load(train_config, dataset, context.store, device, protected)
         metrics = trained.artifact.metrics
-        return StageOutput(
-            relative_artifact(context, trained.artifact.path),
+        return context.output(
+            trained.artifact.path,
             {
                 ("accuracy", "test"): metrics["test_accuracy"],
                 ("accuracy", "train"): metrics["train_accuracy"],

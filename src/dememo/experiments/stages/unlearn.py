@@ -11,25 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from dememo.data.scenarios import ScenarioSettings
-from dememo.experiments.stages.base import (
-    Inputs,
-    Stage,
-    StageContext,
-    StageKind,
-    StageOutput,
-    register_stage_kind,
-    relative_artifact,
-)
+from dememo.experiments.stages import base
 from dememo.pipeline import TrainConfig
-from dememo.runtime import Precision, resolve_device
-from dememo.store import ArtifactStore
+from dememo.runtime import Precision
 from dememo.unlearn.base import make_config
 from dememo.unlearn.jobs import unlearn_or_load
 from dememo.unlearn.scenario_data import scenario_data
 
 
 def unlearn_stage(
-    model: Stage,
+    model: base.Stage,
     method: str,
     scenario: ScenarioSettings,
     cls: int,
@@ -37,31 +28,31 @@ def unlearn_stage(
     options: dict[str, Any] | None = None,
     precision: Precision = "fp32",
     label: str = "",
-) -> Stage:
+) -> base.Stage:
     """Unlearn ``part`` (Du or Dc) of class ``cls`` from the model a train stage made."""
     options = dict(options or {})
     make_config(method, **options)  # names a bad option now, not mid-graph
     config = {"method": method, "options": options, "scenario": scenario.model_dump(mode="json"),
               "cls": cls, "part": part, "precision": precision}  # fmt: skip
-    return Stage("unlearn", config, {"model": model.key},
+    return base.Stage("unlearn", config, {"model": model.key},
                  label=f"unlearn {label or method} class {cls} {part}")  # fmt: skip
 
 
-@register_stage_kind
-class Unlearn(StageKind):
+@base.register_stage_kind
+class Unlearn(base.StageKind):
     name = "unlearn"
 
-    def run(self, config: dict[str, Any], inputs: Inputs, context: StageContext) -> StageOutput:
-        parent = ArtifactStore.load_path(context.artifacts / inputs["model"].artifact)
+    def run(self, config: base.Config, inputs: base.Inputs, context: base.StageContext) -> base.StageOutput:
+        parent = context.load(inputs["model"])
         dataset = context.dataset(TrainConfig.model_validate(parent.manifest["config"]).dataset)
         settings = ScenarioSettings.model_validate(config["scenario"])
         data = scenario_data(parent, dataset, context.store, settings)
         target = data.scenario.target(config["cls"], config["part"])
-        device = resolve_device(context.device)
+        device = context.torch_device
         result = unlearn_or_load(config["method"], parent, data.released, target.forget, target.retain,
                                  context.store, device=device, precision=config["precision"],
                                  **config["options"])  # fmt: skip
         values = data.evaluate(result.model, target, device)
         metrics = {("accuracy", name): value for name, value in values.items()}
         metrics[("unlearn_seconds", "")] = result.record["seconds"]
-        return StageOutput(relative_artifact(context, result.artifact.path), metrics)
+        return context.output(result.artifact.path, metrics)

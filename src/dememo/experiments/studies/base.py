@@ -1,6 +1,6 @@
-"""Studies: how a spec's settings become stages, and what each stage means to a view.
+"""The study protocol: how a spec's settings become stages, and what each stage means to a view.
 
-A study (protect-eval now; interplay and audit studies later) has a pydantic
+A study (one file each in this package, registered in STUDIES) has a pydantic
 ``Settings`` model, the schema of one scale of a spec, and ``plan(settings)``,
 which returns the stages with labels (method, ratio, augmentation, ...) that the
 spec's views use to place each result in a table or a figure.

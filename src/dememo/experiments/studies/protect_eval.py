@@ -4,6 +4,10 @@
 Per victim setting and augmentation choice: one clean train stage, and per
 (ratio, method) a protect stage feeding a train stage. A protection does not
 depend on the victim's augmentation, so Figure 4's two victims share it.
+
+``evaluate_protection`` is protect-eval as a library call (the ``dememo protect-eval``
+command): the same plan on one loaded dataset, run with an in-memory results database,
+so every artifact is reused by config hash.
 """
 
 from __future__ import annotations
@@ -11,74 +15,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dememo.data.augment import Augment
-from dememo.data.sources import DATASETS
+from dememo.data.imageset import Dataset
+from dememo.experiments.reproduce import run_planned
+from dememo.experiments.results import ResultsDB
+from dememo.experiments.stages import StageContext
 from dememo.experiments.stages.protect import protect_stage
 from dememo.experiments.stages.train import train_stage
-from dememo.experiments.study import Entry, Planned, Study, register_study
-from dememo.models import MODELS
+from dememo.experiments.studies.base import Entry, Planned, Study, register_study
+from dememo.experiments.studies.common import Victim, known, known_preset
 from dememo.pipeline import TrainConfig
 from dememo.protect import PROTECTORS
-from dememo.protect.presets import PRESETS, preset_options
+from dememo.protect.presets import preset_options
 from dememo.reference import paper_accuracy, table3
-from dememo.runtime import Precision
-from dememo.train import RECIPES, Recipe, get_recipe
-
-
-def _known(registry: Any, value: str) -> str:
-    if value not in registry:
-        raise ValueError(f"unknown {registry.kind} {value!r}; valid: {', '.join(registry.names())}")
-    return value
-
-
-def known_preset(value: str) -> str:
-    if value not in PRESETS:
-        raise ValueError(f"unknown preset {value!r}; valid: {', '.join(sorted(PRESETS))}")
-    return value
-
-
-class Victim(BaseModel):
-    """One victim setting: data, architecture and recipe (a registered name or a full recipe)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    dataset: str
-    model: str
-    recipe: str | Recipe
-    epochs: int | None = Field(None, ge=1, description="override the recipe's epochs")
-    train_per_class: int | None = Field(None, ge=1)
-    test_per_class: int | None = Field(None, ge=1)
-    precision: Precision = "auto"
-    paper_column: str | None = Field(None, description="the paper's Table 3 column to compare with")
-
-    _dataset = field_validator("dataset")(lambda cls, v: _known(DATASETS, v))
-    _model = field_validator("model")(lambda cls, v: _known(MODELS, v))
-
-    @field_validator("recipe")
-    @classmethod
-    def _recipe(cls, value: str | Recipe) -> str | Recipe:
-        return _known(RECIPES, value) if isinstance(value, str) else value
-
-    @field_validator("paper_column")
-    @classmethod
-    def _column(cls, value: str | None) -> str | None:
-        if value is not None and value not in table3():
-            raise ValueError(f"unknown Table 3 column {value!r}; valid: {', '.join(table3())}")
-        return value
-
-    def recipe_for(self, augment: bool) -> Recipe:
-        base = get_recipe(self.recipe) if isinstance(self.recipe, str) else self.recipe
-        overrides: dict[str, object] = {"epochs": self.epochs} if self.epochs is not None else {}
-        if not augment:
-            overrides["augment"] = Augment()
-        return Recipe.model_validate({**base.model_dump(), **overrides}) if overrides else base
-
-    def describe(self) -> str:
-        recipe = self.recipe if isinstance(self.recipe, str) else self.recipe.name
-        subset = f", {self.train_per_class}/class" if self.train_per_class else ""
-        return f"{self.model} on {self.dataset}{subset} ({recipe})"
+from dememo.store import ArtifactStore
+from dememo.train import Recipe
 
 
 class ProtectEvalSettings(BaseModel):
@@ -96,7 +49,7 @@ class ProtectEvalSettings(BaseModel):
     @field_validator("methods")
     @classmethod
     def _methods(cls, value: list[str]) -> list[str]:
-        return [_known(PROTECTORS, m) for m in value]
+        return [known(PROTECTORS, m) for m in value]
 
     _preset = field_validator("preset")(lambda cls, v: known_preset(v))
 
@@ -208,3 +161,32 @@ def results_markdown(rows: list[ProtectionResult], paper_label: str) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def evaluate_protection(
+    dataset: Dataset,
+    methods: list[str],
+    *,
+    model: str,
+    recipe: Recipe,
+    store: ArtifactStore,
+    device: torch.device | str = "cpu",
+    train_per_class: int | None = None,
+    test_per_class: int | None = None,
+    ratio: float = 1.0,
+    seed: int = 0,
+    options: dict[str, dict[str, object]] | None = None,
+    paper_model: str = "resnet18",
+) -> list[ProtectionResult]:
+    """Clean baseline plus one victim per method; a failed stage raises ExperimentError naming it."""
+    column = f"{dataset.name}_{paper_model}"
+    victim = Victim.model_construct(  # already-validated inputs; any loaded dataset name is fine
+        dataset=dataset.name, model=model, recipe=recipe, epochs=None, train_per_class=train_per_class,
+        test_per_class=test_per_class, precision="auto", paper_column=column if column in table3() else None,
+    )  # fmt: skip
+    settings = ProtectEvalSettings(methods=methods, options=options or {}, ratios=[ratio], seed=seed,
+                                   victims=[victim])  # fmt: skip
+    context = StageContext(store.root, device=str(device), preloaded=(dataset,))
+    outcome, entries = run_planned(ProtectEval().plan(settings), ResultsDB.in_memory(), context)
+    outcome.raise_for_failures()
+    return protection_rows(entries, victim=0, augment=True, ratio=ratio, paper_column=victim.paper_column)

@@ -16,9 +16,9 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from dememo.audit.jobs import CertifyOptions
-from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
-from dememo.experiments.study import Entry
-from dememo.experiments.views import VIEWS, FigureView, TableView, ViewInput, percent, png
+from dememo.experiments.studies.base import Entry
+from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
+from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
 
 COLLAPSE_SHARE = 0.5
 

@@ -18,7 +18,7 @@ from dememo.experiments.spec import Spec, describe_error
 from dememo.experiments.stages.lm_finetune import lm_finetune_stage
 from dememo.experiments.stages.lm_recover import lm_recover_stage
 from dememo.experiments.stages.lm_unlearn import lm_unlearn_stage
-from dememo.experiments.study import Planned, Study, register_study
+from dememo.experiments.studies.base import Planned, Study, register_study
 from dememo.lm.data import LMData
 from dememo.lm.jobs import LMSetup, RecoveryConfig
 from dememo.lm.train import LMRecipe

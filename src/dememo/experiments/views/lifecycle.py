@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
-from dememo.experiments.study import Entry
-from dememo.experiments.views import VIEWS, FigureView, TableView, ViewInput, percent, png
+from dememo.experiments.studies.base import Entry
+from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
+from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
 
 
 def _by_role(entries: list[Entry], protection: str, cls: int) -> dict[tuple[str, str], Entry]:

@@ -1,73 +1,14 @@
-"""Views: how a reproduction's results are shown in the report (tables and figures).
-
-A view is a function of the spec, the scale's settings and the entries (planned
-stages with results); it returns a ``TableView``, a ``FigureView`` or a list of them. Specs name
-their views; a new paper artefact adds a view here, registered in VIEWS.
-"""
+"""Views of the protect-eval study: Table 3, Figure 4 (augmentation) and Figure 19 (poisoning ratio)."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
 from matplotlib.figure import Figure
 
-from dememo.experiments.protect_eval import ProtectEvalSettings, ProtectionResult, protection_rows
-from dememo.experiments.study import Entry
-from dememo.registry import Registry
+from dememo.experiments.studies.protect_eval import ProtectEvalSettings, ProtectionResult, protection_rows
+from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
+from dememo.reference import PAPER_CITATION
 
 TABLE3_ORDER = ("ue-c", "pue", "ops", "ue-s", "tue", "tap")  # the paper's row order, then clean
-PAPER_CITATION = 'SoK: "Unlearnability and Unlearning for Model Dememorization" (arXiv 2605.11592v1, 2026)'
-
-
-@dataclass(frozen=True)
-class TableView:
-    title: str
-    header: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass(frozen=True)
-class FigureView:
-    title: str
-    png: bytes
-    caption: str = ""
-
-
-@dataclass(frozen=True)
-class ViewInput:
-    spec: Any  # dememo.experiments.spec.Spec
-    scale: str
-    settings: Any
-    entries: list[Entry]
-
-
-View = Callable[[ViewInput], TableView | FigureView | list[TableView | FigureView]]
-VIEWS: Registry[View] = Registry("view")
-
-
-def as_list(result: TableView | FigureView | list[TableView | FigureView]) -> list[TableView | FigureView]:
-    """A view's tables and figures (a view may return several, e.g. one table per protection)."""
-    return result if isinstance(result, list) else [result]
-
-
-def markdown_rows(view: TableView) -> list[str]:
-    """The table's lines in Markdown (header, rule, rows; '|' in cells escaped)."""
-    rows = [view.header, ["---"] * len(view.header), *view.rows]
-    return ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-
-
-def table_markdown(view: TableView) -> str:
-    """A table view as Markdown: title, the table, its caption."""
-    lines = [f"**{view.title}**", "", *markdown_rows(view)]
-    return "\n".join(lines + (["", view.caption] if view.caption else [])) + "\n"
-
-
-def percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
 
 
 def _rows(view: ViewInput, victim: int, augment: bool, ratio: float) -> dict[str, ProtectionResult]:
@@ -124,12 +65,6 @@ def augmentation_table(view: ViewInput) -> TableView:
         "as an image only (ViT-Tiny, dataset not named), so there are no paper numbers to set beside."
     )
     return TableView("Figure 4: augmentation", header, rows, caption)
-
-
-def png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 @VIEWS.register("augmentation-bars")
@@ -191,6 +126,3 @@ def ratio_curve(view: ViewInput) -> FigureView:
     axes.set_ylim(0, 100)
     axes.legend(fontsize=8)
     return FigureView("Figure 19: accuracy by poisoning ratio", png(figure), settings.victims[0].describe())
-
-
-from dememo.experiments import lifecycle_views  # noqa: E402, F401  (registers its views)

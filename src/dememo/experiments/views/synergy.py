@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dememo.audit.mia import is_damaged
-from dememo.experiments.interplay import InterplaySettings
-from dememo.experiments.interplay_levels import InterplayLevelsSettings
-from dememo.experiments.interplay_views import Results, chance, paper_name, utility
-from dememo.experiments.views import VIEWS, TableView, ViewInput
+from dememo.experiments.studies.interplay import InterplaySettings
+from dememo.experiments.studies.interplay_levels import InterplayLevelsSettings
+from dememo.experiments.views.base import VIEWS, TableView, ViewInput
+from dememo.experiments.views.interplay import Results, chance, paper_name, utility
 from dememo.reference import interplay_tables, mia_tables
 
 TOLERANCE = 5.0  # accuracy points

@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from dememo.audit.jobs import RecoverOptions
-from dememo.experiments.protect_eval import ProtectEval, ProtectEvalSettings
 from dememo.experiments.stages.audit import audit_stage
-from dememo.experiments.study import Planned, Study, register_study
+from dememo.experiments.studies.base import Planned, Study, register_study
+from dememo.experiments.studies.protect_eval import ProtectEval, ProtectEvalSettings
 
 
 class RecoveryProtectedSettings(ProtectEvalSettings):

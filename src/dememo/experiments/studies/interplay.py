@@ -22,13 +22,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dememo.data.scenarios import ScenarioSettings
-from dememo.experiments.protect_eval import Victim, _known, known_preset
 from dememo.experiments.stages import Stage
 from dememo.experiments.stages.audit import audit_stage
 from dememo.experiments.stages.protect import protect_stage
 from dememo.experiments.stages.train import train_stage
 from dememo.experiments.stages.unlearn import unlearn_stage
-from dememo.experiments.study import Planned, Study, register_study
+from dememo.experiments.studies.base import Planned, Study, register_study
+from dememo.experiments.studies.common import Victim, known, known_preset
 from dememo.pipeline import TrainConfig
 from dememo.protect import PROTECTORS
 from dememo.protect.presets import preset_options
@@ -71,8 +71,8 @@ class InterplaySettings(BaseModel):
     )
     clean_reference: bool = False
 
-    _protections = field_validator("protections")(lambda cls, v: [_known(PROTECTORS, m) for m in v])
-    _methods = field_validator("methods")(lambda cls, v: [_known(UNLEARNERS, m) for m in v])
+    _protections = field_validator("protections")(lambda cls, v: [known(PROTECTORS, m) for m in v])
+    _methods = field_validator("methods")(lambda cls, v: [known(UNLEARNERS, m) for m in v])
 
     _preset = field_validator("preset")(lambda cls, v: known_preset(v))
 

@@ -12,14 +12,14 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from dememo.atomic import atomic_write_bytes, atomic_write_text
-from dememo.experiments.llm import LLMSettings
 from dememo.experiments.reproduce import stored_entries
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
 from dememo.experiments.stages.lm_recover import eta_split
-from dememo.experiments.study import Entry
-from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, percent, png
-from dememo.reference import table4_llm
+from dememo.experiments.studies.base import Entry
+from dememo.experiments.studies.llm import LLMSettings
+from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
+from dememo.reference import PAPER_CITATION, table4_llm
 
 ARROWED = ("ga", "npo", "ft")  # the paper marks these when above the RegText column
 PAPER_COLUMN = {"clean": "clean", "regtext": "regtext", "rt": "retrain", "ga": "ga", "npo": "npo", "ft": "ft"}

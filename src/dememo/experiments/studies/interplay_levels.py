@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from dememo.experiments.interplay import Interplay, InterplaySettings
-from dememo.experiments.study import Planned, Study, register_study
+from dememo.experiments.studies.base import Planned, Study, register_study
+from dememo.experiments.studies.interplay import Interplay, InterplaySettings
 
 
 class InterplayLevelsSettings(BaseModel):

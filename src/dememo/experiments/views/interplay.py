@@ -16,10 +16,10 @@ from matplotlib.figure import Figure
 
 from dememo.audit.jobs import MIAOptions
 from dememo.audit.mia import PAPER_SIGNALS, is_damaged
-from dememo.experiments.interplay import ROW_ORDER, InterplaySettings
-from dememo.experiments.study import Entry
-from dememo.experiments.views import PAPER_CITATION, VIEWS, FigureView, TableView, ViewInput, png
-from dememo.reference import interplay_tables, mia_tables, prob_gap_figures
+from dememo.experiments.studies.base import Entry
+from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
+from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, png
+from dememo.reference import PAPER_CITATION, interplay_tables, mia_tables, prob_gap_figures
 from dememo.unlearn.settings import TABLE_NAMES
 
 ACCURACY_TABLES = {"subset": {"ue-s": 10, "tue": 11, "pue": 12, "ops": 13},

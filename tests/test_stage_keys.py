@@ -1,0 +1,139 @@
+"""A results directory from before a code move is still reused: the stage keys a spec plans
+(the hash of each stage's kind, config and inputs, under which results.sqlite and the
+artifact store file its work) are frozen here, recorded from the code before issue 16's
+layout change. A change that renames a key makes every cached result unreachable."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from dememo.experiments import ResultsDB, load_spec, plan_spec, run_graph, spec_names
+from dememo.experiments.backends import LocalBackend
+from dememo.experiments.stages import StageContext, StageOutput
+
+TABLE3_SMOKE = {  # key -> label
+    "0fa9edd2825fd378": "protect ue-c on digits",
+    "31bb454a57197c7a": "train mlp on ue-s",
+    "5d8adfe8fafe68fe": "train mlp on clean data",
+    "5e282e111d448c79": "protect ops on digits",
+    "a25f9eb6bcb66fab": "protect ue-s on digits",
+    "b47ae7565ebadc03": "train mlp on ue-c",
+    "d95a714bd8d0c137": "train mlp on ops",
+}
+LIFECYCLE_SMOKE = {  # key -> label
+    "181ff167c9e69dd2": "audit mia of FT_small class 0",
+    "1bf786f2cd75842b": "unlearn RT class 0 Du",
+    "1c72fce8a6be0072": "audit mia of IF_small class 0",
+    "1c9c6902017aabb3": "audit certify of FT_small class 0",
+    "26488011e489e145": "unlearn FT_small class 0 Du",
+    "305469ce9fdffbc0": "audit accuracy of train mlp on ops (class level)",
+    "37e6e7783be0abe1": "audit mia of Before class 0",
+    "38326aa234677358": "audit certify of GA_small class 0",
+    "3959c2377e57d32d": "train mlp on ops (class level)",
+    "3ba02c62f374d4d5": "audit recover of IF_small class 0",
+    "3d30ec3e159f8fac": "audit recover of RT class 0",
+    "52105db7c1fbb440": "audit recover of clean class 0",
+    "6b4ce4ad0c9967ac": "audit certify of Before class 0",
+    "701816e086b42c1b": "audit mia of RT class 0",
+    "72d25bbdec78bc23": "audit recover of Before class 0",
+    "76f4b7b37926a848": "protect ops on digits",
+    "893b4598f339d047": "audit mia of GA_small class 0",
+    "8ef2ff325a01f1ed": "train mlp on clean data",
+    "a68e2e18f20d4483": "audit recover of GA_small class 0",
+    "ae0d7e64d892e3e1": "audit certify of IF_small class 0",
+    "b0c100fef0964940": "audit certify of RT class 0",
+    "dfdbcd1eb66295cd": "unlearn GA_small class 0 Du",
+    "e511d5a013cb5b1c": "audit recover of FT_small class 0",
+    "ebc23243d4078469": "unlearn IF_small class 0 Du",
+}
+# sha256 of the sorted unique stage keys, first 16 hex digits, per spec and scale
+PLAN_DIGESTS = {
+    "certified/smoke": "af3cda750ea83d70",
+    "certified/cpu": "ba2314744a49e097",
+    "certified/paper": "23356df622a325dd",
+    "figure10/smoke": "8d292c741ccee12b",
+    "figure10/cpu": "1fbed62acaf82645",
+    "figure10/paper": "f6ca8d22eb3ce9d4",
+    "figure11/smoke": "429e89f3c3563a41",
+    "figure11/cpu": "5d61c161f80459a3",
+    "figure11/paper": "3d97e83649a32c31",
+    "figure13/smoke": "8d292c741ccee12b",
+    "figure13/cpu": "cd40e8e5d5f4199c",
+    "figure13/paper": "449ce7bdd39c500b",
+    "figure14/smoke": "8d292c741ccee12b",
+    "figure14/cpu": "148fdb17d2c06f77",
+    "figure14/paper": "d5b035da138cca90",
+    "figure15/smoke": "8d292c741ccee12b",
+    "figure15/cpu": "9dc21de163335c0f",
+    "figure15/paper": "da512eec959333d4",
+    "figure16-18/smoke": "429e89f3c3563a41",
+    "figure16-18/cpu": "899c80b8470d926f",
+    "figure16-18/paper": "69e4d8cedce3659b",
+    "figure19/smoke": "90de54df6460169e",
+    "figure19/cpu": "b4e935ecc7e2845e",
+    "figure19/paper": "771f4ceba2037312",
+    "figure2/smoke": "a16a283d2827e23f",
+    "figure2/cpu": "5590c5450315bcea",
+    "figure2/paper": "21f4bc014893ec95",
+    "figure4/smoke": "5eecbf99257ad8cc",
+    "figure4/cpu": "cfffcb1058de463e",
+    "figure4/paper": "a39e4dbe5917879e",
+    "figure9/smoke": "22cabb2772a8d420",
+    "figure9/cpu": "c61af9fda8d5c767",
+    "figure9/paper": "dd42f7706f79006c",
+    "interplay-class/smoke": "61e8a49abaa664d7",
+    "interplay-class/cpu": "36acdb64c2785653",
+    "interplay-class/paper": "8ec15b938bfe41fe",
+    "interplay-subset/smoke": "677b75d9b4c0ffa6",
+    "interplay-subset/cpu": "f56df5551a5ef010",
+    "interplay-subset/paper": "49636afa072b5bdc",
+    "lifecycle/smoke": "2417492fb502df33",
+    "lifecycle/cpu": "55ebe13c01f7dcd3",
+    "lifecycle/paper": "c4d39c9b3537ca4f",
+    "llm/smoke": "a74942bc13010706",
+    "llm/cpu": "e5c38c147e2585f5",
+    "llm/paper": "8bef96b902dfb645",
+    "table3/smoke": "6727e1704bbf15c4",
+    "table3/cpu": "bd48d5fc1a8b20f7",
+    "table3/paper": "bfa60f74638c8891",
+    "table5/smoke": "fd4cc7fb7162b93f",
+    "table5/cpu": "bf66763428386446",
+    "table5/paper": "cd5b35054c6f7b43",
+}
+
+
+def planned_keys(spec: str, scale: str) -> dict[str, str]:
+    return {p.stage.key: p.stage.label for p in plan_spec(load_spec(spec), scale)}
+
+
+@pytest.mark.parametrize(("spec", "frozen"), [("table3", TABLE3_SMOKE), ("lifecycle", LIFECYCLE_SMOKE)])
+def test_smoke_plans_keep_their_stage_keys(spec, frozen):
+    assert planned_keys(spec, "smoke") == frozen
+
+
+@pytest.mark.parametrize("where", sorted(PLAN_DIGESTS))
+def test_every_plan_keeps_its_stage_keys(where):
+    spec, scale = where.split("/")
+    assert spec in spec_names()
+    keys = " ".join(sorted(planned_keys(spec, scale)))
+    assert hashlib.sha256(keys.encode()).hexdigest()[:16] == PLAN_DIGESTS[where]
+
+
+class NothingRuns(LocalBackend):
+    def submit(self, stage, inputs, context):
+        raise AssertionError(f"{stage.label} [{stage.key}] should have been reused")
+
+
+def test_a_results_directory_recorded_before_the_move_is_reused(tmp_path):
+    """Runs recorded under the frozen keys alone (no stage object of today's code) are found."""
+    db = ResultsDB.in_directory(tmp_path / "results")
+    for key, label in TABLE3_SMOKE.items():
+        old = type("OldStage", (), {"key": key, "kind": "old", "label": label, "config": {}, "inputs": {}})
+        db.start(old, "cpu")
+        db.finish(key, StageOutput(f"old/{key}", {("accuracy", "test"): 0.5}))
+        (tmp_path / "artifacts" / "old" / key).mkdir(parents=True)
+    stages = [p.stage for p in plan_spec(load_spec("table3"), "smoke")]
+    outcome = run_graph(stages, db, StageContext(tmp_path / "artifacts"), NothingRuns())
+    assert sorted(outcome.reused) == sorted(TABLE3_SMOKE) and not outcome.ran and not outcome.failed
