@@ -112,3 +112,18 @@ def test_mia_official_shadow_and_clean_pixels_show_the_unseen_rate(stored_model)
     assert set(report["mia"]["unseen_rates"]) == set(report["mia"]["svc_rates"])
     bad = runner.invoke(app, ["audit", "mia", str(model), "--max-shadow", "lots", "--artifacts", str(root)])
     assert isinstance(bad.exception, DememoError) and "--max-shadow" in str(bad.exception)
+
+
+def test_audit_tables_fit_80_columns_without_cutting_names(stored_model, monkeypatch):
+    from dememo.cli import common
+
+    monkeypatch.setattr(common.console, "width", 80)
+    root, model = stored_model
+    result = runner.invoke(app, ["audit", "mia", str(model), "--target-class", "3", "--max-shadow", "100",
+                                 "--artifacts", str(root), "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "class-threshold/modified_entropy" in result.output and "…" not in result.output
+    defaults = runner.invoke(app, ["audit", "certify", str(model), "--target-class", "3", "--samples", "256",
+                                   "--artifacts", str(root), "--device", "cpu"])  # fmt: skip
+    assert defaults.exit_code == 0 and "abstain" not in defaults.output, defaults.output

@@ -57,6 +57,9 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
         raise ConfigError(f"--{what}: expected comma-separated numbers, got {text!r}") from None
 
 
+CERTIFY = CertifyOptions()  # the certify command's defaults are the job's
+
+
 def _max_shadow(text: str) -> int | None:
     if text.strip().lower() in (OFFICIAL, "none"):
         return None
@@ -67,10 +70,14 @@ def _max_shadow(text: str) -> int | None:
 
 
 def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
+    """A table whose first column (a name) is never cut; the others are short numbers, so the
+    tables fit an 80-column terminal."""
     if not rows:
         return
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    table = Table(*columns, title=title)
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, no_wrap=i == 0)
     for row in rows:
         table.add_row(
             *[f"{v:.4f}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in columns)]
@@ -88,7 +95,13 @@ def _show(path: Path, report: dict[str, Any], reused: bool) -> None:
                     f"{shadow.get('nonmembers')} non-members, {shadow.get('selection')}",
                     [{"signal": k, "member rate": v, "unseen rate": unseen.get(k, "")}
                      for k, v in mia["svc_rates"].items()])  # fmt: skip
-        _print_rows("ROC (members: target set, non-members: unseen test images)", mia["rocs"])
+        rocs = mia["rocs"]
+        sizes = {(r["members"], r["nonmembers"]) for r in rocs}
+        counts = f"{rocs[0]['members']} vs {rocs[0]['nonmembers']}" if len(sizes) == 1 else "see report"
+        _print_rows(f"ROC (members: target set vs non-members: unseen test images, {counts})",
+                    [{"attack": r["attack"], "AUC": r["auc"], "adv.": r["advantage"],
+                      **{f"TPR@{100 * float(k[4:-3]):g}%": v for k, v in r.items() if k.startswith("tpr@")}}
+                     for r in rocs])  # fmt: skip
     if "recovery" in report:
         rec = report["recovery"]
         rows = [{"model": c["name"],
@@ -226,14 +239,20 @@ def recover_command(
 @audit_command("certify")
 def certify_command(
     call: AuditCall,
-    sigma: Annotated[float, typer.Option(help="Std of the Gaussian weight noise.")] = 0.01,
-    q: Annotated[float, typer.Option(help="Quantile level q of Theorem 1.")] = 0.7,
-    alpha: Annotated[float, typer.Option(help="Monte-Carlo error probability (confidence 1-alpha).")] = 0.01,
-    samples: Annotated[int, typer.Option(help="Monte-Carlo weight samples N.")] = 256,
-    etas: Annotated[str, typer.Option(help="Comma-separated radii eta.")] = "0,0.005,0.01,0.02",
+    sigma: Annotated[float, typer.Option(help="Std of the Gaussian weight noise.")] = CERTIFY.sigma,
+    q: Annotated[float, typer.Option(help="Quantile level q of Theorem 1.")] = CERTIFY.q,
+    alpha: Annotated[
+        float, typer.Option(help="Monte-Carlo error probability (confidence 1-alpha).")
+    ] = CERTIFY.alpha,
+    samples: Annotated[int, typer.Option(help="Monte-Carlo weight samples N.")] = CERTIFY.samples,
+    etas: Annotated[str, typer.Option(help="Comma-separated radii eta.")] = ",".join(
+        f"{e:g}" for e in CERTIFY.etas
+    ),
     run: Runs = None,
-    epsilon: Annotated[float, typer.Option(help="Theorem 2: epsilon of the indistinguishability.")] = 1.0,
-    zeta: Annotated[float, typer.Option(help="Theorem 2: zeta of the indistinguishability.")] = 0.01,
+    epsilon: Annotated[
+        float, typer.Option(help="Theorem 2: epsilon of the indistinguishability.")
+    ] = CERTIFY.epsilon,
+    zeta: Annotated[float, typer.Option(help="Theorem 2: zeta of the indistinguishability.")] = CERTIFY.zeta,
 ) -> None:
     """Certified bounds (Theorem 1) from Monte-Carlo weight noise; Theorem 2 with --run."""
     runs = {f"run{i}": call.load(p) for i, p in enumerate(run or [])}
