@@ -13,7 +13,7 @@ from torch import nn
 
 from dememo.data import batches
 from dememo.data.imageset import ImageSet
-from dememo.errors import ArtifactError, ConfigError
+from dememo.errors import ArtifactError, ConfigError, DataError
 from dememo.models import MODELS
 from dememo.pipeline import TrainConfig, fresh_model, new_model, train_or_load
 from dememo.store import ArtifactStore
@@ -261,8 +261,13 @@ def test_parent_training_set_checks_the_dataset(mlp, digits):
     _, trained, _, _, store = mlp
     rebuilt, scenario = parent_training_set(trained.artifact, digits, store)
     assert torch.equal(rebuilt.images, digits.train.images) and scenario is None
-    with pytest.raises(ConfigError, match="trained on 'digits', not 'other'"):
-        parent_training_set(trained.artifact, dataclasses.replace(digits, name="other"), store)
+    renamed, _ = parent_training_set(trained.artifact, dataclasses.replace(digits, name="other"), store)
+    assert torch.equal(renamed.images, digits.train.images)  # data identity is content, not a name
+    images = digits.train.images.clone()
+    images[0, 0, 0, 0] ^= 1
+    other = dataclasses.replace(digits, train=ImageSet(images, digits.train.labels, digits.train.classes))
+    with pytest.raises(DataError, match="not the data the model was made from"):
+        parent_training_set(trained.artifact, other, store)
 
 
 @pytest.mark.parametrize("architecture", MODELS.names())
