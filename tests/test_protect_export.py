@@ -168,3 +168,13 @@ def test_tilde_in_path_options_and_variables_is_the_home_folder(tmp_path, monkey
     assert result.exit_code == 0, result.output
     assert (tmp_path / "home" / "release" / MANIFEST).is_file() and (tmp_path / "home" / "store").is_dir()
     assert not (tmp_path / "~").exists() and source.is_dir()
+
+
+def test_a_folder_with_someone_elses_manifest_loads_unchecked(tmp_path):
+    source = write_image_dir(tmp_path / "photos", image_tree())
+    (source / MANIFEST).write_text("{not json, not dememo's")
+    assert len(load_dataset("imagefolder", source).train) == 6
+    (source / MANIFEST).write_text(json.dumps({"format": "other", "files": {}}))
+    assert len(load_dataset("imagefolder", source).test) == 6
+    bad = runner.invoke(app, ["verify", str(source)])
+    assert isinstance(bad.exception, DataError) and "no dememo release manifest" in str(bad.exception)

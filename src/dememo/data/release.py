@@ -25,14 +25,18 @@ def sha256_bytes(content: bytes) -> str:
 
 
 def release_manifest_of(directory: Path) -> dict[str, Any] | None:
-    """``directory``'s dememo release manifest, or None when it has none (or another manifest.json)."""
+    """``directory``'s dememo release manifest, or None when it has none (or someone else's
+    manifest.json); a damaged one that names the release format is a DataError."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
         return None
+    raw = path.read_bytes()
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise DataError(f"{path}: unreadable or invalid JSON ({error})") from error
+        manifest = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as error:
+        if FORMAT.encode() not in raw:
+            return None  # someone else's manifest.json: not a release
+        raise DataError(f"{path}: a damaged dememo release manifest (invalid JSON: {error})") from error
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         return None
     return manifest
