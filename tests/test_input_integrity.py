@@ -219,3 +219,37 @@ def test_source_rewritten_with_same_size_and_mtime_is_not_served_stale(tmp_path)
     after = load()
     assert not torch.equal(after.train.images, before.train.images)
     assert int(after.train.images[0].max()) == 7 and len(Image.open(target).getbands()) == 3
+
+
+# --- images that would be read wrong or dropped without a word ------------------------------------------
+
+
+def test_a_16_bit_png_is_refused_not_clipped(tmp_path):
+    root = write_image_dir(tmp_path / "set", image_tree())
+    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)  # 98% above 255
+    buffer = io.BytesIO()
+    Image.fromarray(deep).save(buffer, format="PNG")
+    (root / "train" / "cat" / "001.png").write_bytes(buffer.getvalue())
+    with pytest.raises(DataError, match=r"train/cat/001.png: refused: mode I;16 image") as error:
+        load_dataset("imagefolder", root)
+    assert "\n" not in str(error.value) and "8 bits per channel" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("stray", "message"),
+    [
+        ("train/cat/sub/x.png", "folder {p}train/cat/sub/ is a sub-folder of class folder {p}train/cat/"),
+        ("test/dog/a/b/x.png", "folder {p}test/dog/a/b/ is a sub-folder of class folder {p}test/dog/"),
+        ("train/x.png", "{p}train/x.png lies directly in {p}train/, outside any class folder"),
+    ],
+)
+def test_images_outside_split_class_image_are_refused_not_dropped(tmp_path, stray, message):
+    root = write_image_dir(tmp_path / "set", image_tree())
+    (root / stray).parent.mkdir(parents=True, exist_ok=True)
+    (root / stray).write_bytes(png_bytes(np.zeros((8, 8, 3), dtype=np.uint8)))
+    with pytest.raises(DataError, match=message.format(p="")):
+        load_dataset("imagefolder", root)
+    extra = {f"set/{stray}": png_bytes(np.zeros((8, 8, 3), dtype=np.uint8))}
+    archive = plain_tar(tmp_path / "set.tar", tree_members(image_tree()) | extra)
+    with pytest.raises(DataError, match=message.format(p="set/")):
+        imagefolder_dataset(archive, "set")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import stat
+from pathlib import Path
 
 import pytest
 import torch
 
+from dememo import atomic
 from dememo.atomic import atomic_directory, directory_lock
-from dememo.errors import ArtifactError
+from dememo.errors import ArtifactError, TrainingError
 from dememo.store import ArtifactStore, config_hash, file_sha256, manifest_sha256
 
 
@@ -151,15 +155,62 @@ def test_concurrent_saves_of_one_key_are_safe(tmp_path):
     assert ArtifactStore(tmp_path).load("model", {"shared": True}) is not None
 
 
+def _die_while_writing(final: str) -> None:
+    """A writer killed (no cleanup at all) half-way through its write."""
+    with atomic_directory(Path(final)) as tmp:
+        (tmp / "tensors.safetensors").write_bytes(b"partial")
+        os._exit(9)
+
+
+def _user_folders(parent: Path) -> list[Path]:
+    """A user's own hidden folders whose names end like temporaries: never dememo's to remove."""
+    folders = [parent / ".x.old", parent / ".y.tmp", parent / ".photos.old", parent / ".dememo-mine.tmp"]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        (folder / "wedding.jpg").write_bytes(b"irreplaceable")
+    return folders
+
+
 def test_leftovers_of_killed_writers_are_removed_on_the_next_save(tmp_path):
     store = ArtifactStore(tmp_path)
     kind_dir = tmp_path / "model"
-    stale = kind_dir / f".{config_hash({'a': 1})}.k1lled00.tmp"
-    old = kind_dir / f".{config_hash({'a': 1})}.k1lled01.old"
-    busy = kind_dir / f".{config_hash({'b': 1})}.wr1ting0.tmp"
-    for folder in (stale, old, busy):
-        (folder / "sub").mkdir(parents=True)
+    killed = multiprocessing.get_context("fork").Process(
+        target=_die_while_writing, args=(str(kind_dir / config_hash({"a": 1})),)
+    )
+    killed.start()
+    killed.join()
+    assert killed.exitcode == 9
+    leftovers = [p for p in kind_dir.iterdir() if p.name.startswith(".dememo-")]
+    assert {p.suffix for p in leftovers} == {".tmp", ".lock"}  # what kill -9 leaves
+    user = _user_folders(kind_dir)
     with directory_lock(kind_dir / config_hash({"b": 1})):  # a live writer of key b
+        busy = atomic._temporary(kind_dir / config_hash({"b": 1}), ".tmp")
         store.save("model", {"c": 1}, {"w": torch.ones(1)})
-    assert not stale.exists() and not old.exists()
+    assert not any(p.exists() for p in leftovers)
     assert busy.exists()
+    assert all((folder / "wedding.jpg").read_bytes() == b"irreplaceable" for folder in user)
+    store.save("model", {"c": 2}, {"w": torch.ones(1)})  # the writer of b is gone now
+    assert not busy.exists()
+    assert sorted(p.name for p in kind_dir.iterdir() if not p.name.startswith(".")) == sorted(
+        [config_hash({"c": 1}), config_hash({"c": 2})]
+    )
+    assert sorted(p.name for p in kind_dir.iterdir() if p.name.startswith(".")) == sorted(
+        p.name for p in user
+    )  # no lock files or temporaries left
+
+
+def test_saved_artifact_has_the_usual_modes_and_no_lock_file(tmp_path):
+    saved = ArtifactStore(tmp_path).save("model", {"m": 1}, {"w": torch.ones(1)})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(saved.path.stat().st_mode) == 0o777 & ~mask
+    assert [p.name for p in saved.path.parent.iterdir()] == [saved.path.name]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_tensors_are_never_saved(tmp_path, bad):
+    weights = torch.ones(4, dtype=torch.bfloat16 if bad != bad else torch.float32)
+    weights[1] = bad
+    with pytest.raises(TrainingError, match=r"not saved: tensor 'layer.weight' has 1 non-finite value"):
+        ArtifactStore(tmp_path).save("model", {"x": 1}, {"layer.weight": weights, "n": torch.arange(3)})
+    assert not (tmp_path / "model").exists() or not any((tmp_path / "model").iterdir())

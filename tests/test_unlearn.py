@@ -13,7 +13,7 @@ from torch import nn
 
 from dememo.data import batches
 from dememo.data.imageset import ImageSet
-from dememo.errors import ArtifactError, ConfigError
+from dememo.errors import ArtifactError, ConfigError, DataError
 from dememo.models import MODELS
 from dememo.pipeline import TrainConfig, fresh_model, new_model, train_or_load
 from dememo.store import ArtifactStore
@@ -261,8 +261,13 @@ def test_parent_training_set_checks_the_dataset(mlp, digits):
     _, trained, _, _, store = mlp
     rebuilt, scenario = parent_training_set(trained.artifact, digits, store)
     assert torch.equal(rebuilt.images, digits.train.images) and scenario is None
-    with pytest.raises(ConfigError, match="trained on 'digits', not 'other'"):
-        parent_training_set(trained.artifact, dataclasses.replace(digits, name="other"), store)
+    renamed, _ = parent_training_set(trained.artifact, dataclasses.replace(digits, name="other"), store)
+    assert torch.equal(renamed.images, digits.train.images)  # data identity is content, not a name
+    images = digits.train.images.clone()
+    images[0, 0, 0, 0] ^= 1
+    other = dataclasses.replace(digits, train=ImageSet(images, digits.train.labels, digits.train.classes))
+    with pytest.raises(DataError, match="not the data the model was made from"):
+        parent_training_set(trained.artifact, other, store)
 
 
 @pytest.mark.parametrize("architecture", MODELS.names())
@@ -306,3 +311,30 @@ def test_certified_runs_with_defaults_at_the_least_noise_eq15_allows():
     steps, sigma = config.schedule()
     assert steps == round(config.c0 / (config.c1 * config.gamma))
     assert sigma == pytest.approx(config.accountant().min_sigma(config.epsilon, config.zeta), rel=1e-6)
+
+
+def test_a_diverged_unlearning_stores_nothing(tmp_path):
+    """alpha=1e300 makes every weight infinite: exit 2 with one line, no artifact; an
+    infinite or NaN option is refused by the options' validation."""
+    from typer.testing import CliRunner
+
+    from dememo.cli import app
+    from dememo.errors import TrainingError
+
+    runner, art = CliRunner(), tmp_path / "art"
+    train = ["train", "--dataset", "digits", "--model", "mlp", "--epochs", "1", "--train-per-class", "10",
+             "--artifacts", str(art), "--device", "cpu", "--precision", "fp32"]  # fmt: skip
+    assert runner.invoke(app, train).exit_code == 0
+    model = next((art / "model").iterdir())
+    unlearn_if = ["unlearn", "if", str(model), "--forget", "class=0", "--artifacts", str(art),
+                  "--device", "cpu"]  # fmt: skip
+    diverged = runner.invoke(app, [*unlearn_if, "-o", "alpha=1e300"])
+    assert isinstance(diverged.exception, TrainingError), diverged.output
+    assert "not saved: tensor" in str(diverged.exception) and "non-finite values" in str(diverged.exception)
+    assert "forget" not in diverged.output  # no accuracies of weights that were never stored
+    for value in ("Infinity", "nan", "-inf"):
+        refused = runner.invoke(app, [*unlearn_if, "-o", f"alpha={value}"])
+        assert isinstance(refused.exception, ConfigError) and "finite number" in str(refused.exception)
+    assert not (art / "unlearned").exists() or not any((art / "unlearned").iterdir())
+    with pytest.raises(ValueError, match="finite number"):
+        CertifiedConfig(epsilon=float("inf"))

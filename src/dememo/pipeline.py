@@ -51,13 +51,26 @@ def bind_data(config: TrainConfig, dataset: Dataset) -> TrainConfig:
     return config
 
 
-def check_data(config: TrainConfig, dataset: Dataset) -> None:
-    """Raise unless ``dataset`` is the data ``config`` was made from (same decoded content)."""
+def check_data(config: TrainConfig, dataset: Dataset, source: object = None) -> None:
+    """Raise unless ``dataset`` is the data ``config`` was made from (same decoded content);
+    ``source`` (the model artifact) prefixes the message."""
     if config.data is not None and config.data != dataset.fingerprint:
+        where = f"{source}: " if source is not None else ""
         raise DataError(
-            f"{dataset.name}: this data (fingerprint {dataset.fingerprint}) is not the data the "
+            f"{where}{dataset.name}: this data (fingerprint {dataset.fingerprint}) is not the data the "
             f"model was made from (fingerprint {config.data})"
         )
+
+
+def check_model_data(config: TrainConfig, dataset: Dataset, source: object) -> None:
+    """Raise unless ``dataset`` is what the model of ``config`` was made from: by content
+    fingerprint (DataError naming both). A config without one (not made by ``train_or_load``)
+    is checked by name only; an imagefolder set is named after its folder, so there the
+    registry name 'imagefolder' is not compared."""
+    if config.data is not None:
+        check_data(config, dataset, source)
+    elif config.dataset not in (dataset.name, "imagefolder"):
+        raise ConfigError(f"{source}: the model was trained on {config.dataset!r}, not {dataset.name!r}")
 
 
 def training_split(config: TrainConfig, dataset: Dataset) -> ImageSet:

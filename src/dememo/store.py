@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 import dememo
 from dememo.atomic import atomic_directory
-from dememo.errors import ArtifactError
+from dememo.errors import ArtifactError, TrainingError
 
 TENSORS = "tensors.safetensors"
 MANIFEST = "manifest.json"
@@ -87,10 +87,12 @@ class ArtifactStore:
 
         Concurrent saves of one key are serialized by a lock; when another process
         finished a valid artifact for this key first, that one is kept and returned.
-        A damaged one is replaced.
+        A damaged one is replaced. A tensor holding NaN or infinity is refused before
+        anything is written (``TrainingError``): no stage ever stores non-finite weights.
         """
         final = self.path_for(kind, config)
         plain = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
+        check_finite(plain, f"{kind} {final.name}")
         with atomic_directory(final, keep_existing=_is_valid) as tmp:
             save_file(plain, tmp / TENSORS)
             manifest = {
@@ -143,6 +145,18 @@ class ArtifactStore:
         except Exception as error:  # safetensors raises its own error types for malformed files
             raise ArtifactError(f"{tensor_file}: not a readable safetensors file ({error})") from error
         return Artifact(path, manifest, tensors)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Raise ``TrainingError`` naming the first floating-point tensor with NaN or infinite values."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise TrainingError(
+                    f"{what} not saved: tensor {name!r} has {bad} non-finite values (NaN or infinity) "
+                    f"of {tensor.numel()}; the run diverged (lower the learning rate or step size)"
+                )
 
 
 MANIFEST_HASH = "manifest_sha256"

@@ -13,7 +13,7 @@ from dememo.data import load_dataset
 from dememo.data.imageset import Dataset, ImageSet
 from dememo.data.scenarios import ScenarioSettings
 from dememo.errors import ArtifactError, ConfigError, DataError
-from dememo.pipeline import TrainConfig, model_with_weights, test_split, training_split
+from dememo.pipeline import TrainConfig, check_model_data, model_with_weights, test_split, training_split
 from dememo.store import Artifact, ArtifactStore
 
 UNLEARNED_KIND = "unlearned"  # dememo.unlearn's artifacts: weights plus index.forget / index.retain
@@ -89,8 +89,7 @@ class AuditTarget:
         config = TrainConfig.model_validate(raw_config)
         if dataset is None:
             dataset = load_dataset(config.dataset, data_root)
-        elif dataset.name != config.dataset:
-            raise ConfigError(f"{path}: the model was trained on {config.dataset!r}, not {dataset.name!r}")
+        check_model_data(config, dataset, path)  # the data the model (its parent) was made from
         train = training_split(config, dataset)
         weights = {k: v for k, v in stored.tensors.items() if not k.startswith(INDEX_PREFIX)}
         model = model_with_weights(config, weights, train, stored.path)
@@ -108,14 +107,24 @@ class AuditTarget:
                    index.get("forget"), index.get("retain"), trained_on)  # fmt: skip
 
     @property
+    def data_fingerprint(self) -> str:
+        """Content hash of the data this audit reads: the clean training and test splits and,
+        when loaded, the training split as trained."""
+        parts = [self.train.fingerprint, self.test.fingerprint]
+        if self.trained_on is not None:
+            parts.append(self.trained_on.fingerprint)
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    @property
     def identity(self) -> dict[str, str | None]:
-        """What names this target in cached audits: the model's content and, when set,
-        the forget set's indices (a Before model can be audited on many forget sets)."""
+        """What names this target in cached audits: the model's content, the data's content
+        (other data never reuses a report) and, when set, the forget set's indices (a Before
+        model can be audited on many forget sets)."""
         forget = None
         if self.forget is not None:
             data = torch.sort(self.forget.long()).values.numpy().tobytes()
             forget = hashlib.sha256(data).hexdigest()[:16]
-        return {"model": self.content, "forget": forget}
+        return {"model": self.content, "data": self.data_fingerprint, "forget": forget}
 
     def sets(self, target_class: int | None = None, seed: int = 0) -> AuditSets:
         """The sets the audits use. Target: ``target_class``'s training images if given,

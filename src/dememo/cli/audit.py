@@ -23,13 +23,13 @@ from dememo.audit.jobs import (
     produce,
 )
 from dememo.audit.target import AuditTarget
-from dememo.cli.common import Artifacts, DataRoot, Device, app, console
+from dememo.cli.common import Artifacts, DataRoot, DememoTyper, Device, app, console
 from dememo.errors import ConfigError
 from dememo.paths import artifact_root
 from dememo.runtime import resolve_device
 from dememo.store import ArtifactStore
 
-audit_app = typer.Typer(help="Audit how deep forgetting goes: membership inference, recovery, "
+audit_app = DememoTyper(help="Audit how deep forgetting goes: membership inference, recovery, "
                              "certified bounds.", no_args_is_help=True)  # fmt: skip
 app.add_typer(audit_app, name="audit")
 

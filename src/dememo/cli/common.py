@@ -7,18 +7,50 @@ option never surfaces hours later as a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from dememo.errors import ConfigError
+from dememo.paths import user_path
 from dememo.runtime import resolve_device
 
-app = typer.Typer(
+
+def expand_paths(value: object) -> object:
+    """``value`` with ``~`` expanded when it is a path or a list of paths (see ``user_path``)."""
+    if isinstance(value, Path):
+        return user_path(value)
+    if isinstance(value, list | tuple) and value and all(isinstance(v, Path) for v in value):
+        return type(value)(user_path(v) for v in value)
+    return value
+
+
+class DememoTyper(typer.Typer):
+    """A Typer app whose commands get every path argument and option with ``~`` expanded
+    (one place for all commands, whatever the shell did)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(function)
+            def expanded(*positional: Any, **named: Any) -> Any:
+                return function(*map(expand_paths, positional),
+                                **{key: expand_paths(value) for key, value in named.items()})  # fmt: skip
+
+            register(expanded)
+            return function
+
+        return decorator
+
+
+app = DememoTyper(
     help="dememo: make data unlearnable, unlearn it from models, and audit how deep forgetting goes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

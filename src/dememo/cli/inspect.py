@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import typer
 from rich.table import Table
 
-from dememo.cli.common import DataRoot, Download, app, console
+from dememo.cli.common import DataRoot, DememoTyper, Download, app, console
 from dememo.data import DATASETS, load_dataset
 from dememo.models import MODELS
 from dememo.train import RECIPES
 
-data_app = typer.Typer(help="List and inspect datasets.", no_args_is_help=True)
+data_app = DememoTyper(help="List and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 

@@ -1,4 +1,4 @@
-"""Protection commands: protect and protect-eval."""
+"""Protection commands: protect, protect-eval and verify (a release against its manifest)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ from dememo.cli.common import (
 )
 from dememo.data import load_dataset
 from dememo.data.augment import Augment
-from dememo.errors import ConfigError
+from dememo.data.release import release_problems
+from dememo.errors import ConfigError, DataError
 from dememo.experiments.studies.protect_eval import evaluate_protection, results_markdown
 from dememo.models import MODELS
 from dememo.paths import artifact_root
+from dememo.paths import data_root as data_root_of
 from dememo.protect import PROTECTORS
 from dememo.protect.base import make_config
 from dememo.protect.export import check_export_target, export_release, release_manifest
@@ -91,9 +93,9 @@ def protect_command(
     _checked_options({method: options}, fraction=fraction, seed=seed,
                      **{key: value for key, value in named.items() if value is not None})  # fmt: skip
     options.update({key: value for key, value in named.items() if value is not None})
-    check_writable(artifact_root(artifacts))
     if export is not None:
-        check_export_target(export)  # before spending time on generation
+        check_export_target(export, data_root_of(data_root))  # before spending time on generation
+    check_writable(artifact_root(artifacts))
     data = load_dataset(dataset, data_root)
     train_set = data.train.head(train_per_class)
     result = protect_or_load(method, data, train_set, ArtifactStore(artifact_root(artifacts)),
@@ -171,3 +173,17 @@ def protect_eval_command(
     if out is not None:
         atomic_write_text(out, f"{title}\n\n{results_markdown(rows, 'RN-18')}")
         console.print(f"wrote {out}")
+
+
+@app.command("verify")
+def verify_command(
+    directory: Annotated[Path, typer.Argument(help="A release folder written by 'dememo protect --export'.")],
+) -> None:
+    """Check every file of an exported release against the SHA-256 in its manifest.json:
+    prints OK, or names each changed, missing or added file (exit status 2)."""
+    checked, problems = release_problems(directory)
+    for problem in problems:
+        console.print(f"{directory}: {problem}", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise DataError(f"{directory}: {len(problems)} problem(s) against the manifest of {checked} files")
+    console.print(f"OK: {directory}: all {checked} files match the release manifest", soft_wrap=True)

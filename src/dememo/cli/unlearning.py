@@ -120,6 +120,7 @@ def unlearn_command(
         retain_index,
         store,
         device=run_device,
+        dataset=data,
         **options,
     )
     record = result.record

@@ -16,10 +16,12 @@ from PIL import Image, UnidentifiedImageError
 
 from dememo.data.archive import MAX_MEMBER_BYTES, is_hidden, iter_archive_files
 from dememo.data.imageset import ImageSet
+from dememo.data.release import MANIFEST, expected_files, sha256_bytes
 from dememo.errors import DataError
 from dememo.progress import progress
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+SPLITS = ("train", "test")
 
 
 # --- IDX (MNIST, Fashion-MNIST) -------------------------------------------------------
@@ -170,6 +172,12 @@ def _decode(content: bytes, origin: str, max_pixels: int = MAX_IMAGE_PIXELS) -> 
                     f"{max_pixels} pixels per image"
                 )
             image.load()
+            if image.mode.startswith("I") or image.mode == "F":
+                raise DataError(
+                    f"{origin}: refused: mode {image.mode} image (16 or 32 bits per channel); dememo "
+                    "reads 8-bit images and does not rescale wider ones (clipping would destroy "
+                    "them), so convert it to 8 bits per channel first"
+                )
             if image.mode not in ("L", "RGB"):
                 image = image.convert("RGB")
             array = np.asarray(image, dtype=np.uint8)
@@ -194,15 +202,36 @@ def _split_files(
             continue
         parts = rel.parts
         for i, part in enumerate(parts[:-2]):
-            if part in ("train", "test") and len(parts) - i == 3:
+            if part in SPLITS and len(parts) - i == 3:
                 splits[part][parts[i + 1]].append((str(rel), content))
                 break
+        else:
+            _refuse_stray(rel, origin)
     if "train" not in splits or "test" not in splits:
         raise DataError(
             f"{origin}: expected an image folder with train/<class>/<image> and "
             f"test/<class>/<image>, found splits {sorted(splits) or 'none'}"
         )
     return splits
+
+
+def _refuse_stray(rel: PurePosixPath, origin: Path) -> None:
+    """An image under a split folder but not at <split>/<class>/<image> would be dropped
+    without a word: refuse it, naming its folder."""
+    parts = rel.parts
+    for i, part in enumerate(parts[:-1]):
+        if part not in SPLITS:
+            continue
+        if len(parts) - i == 2:
+            raise DataError(
+                f"{origin}: {rel} lies directly in {PurePosixPath(*parts[: i + 1])}/, outside any class "
+                "folder; move it into a class folder or remove it"
+            )
+        raise DataError(
+            f"{origin}: folder {PurePosixPath(*parts[:-1])}/ is a sub-folder of class folder "
+            f"{PurePosixPath(*parts[: i + 2])}/ and holds images (e.g. {parts[-1]}); dememo reads "
+            "<split>/<class>/<image> only: move them up into the class folder or remove the sub-folder"
+        )
 
 
 def _read_file(path: Path, source: Path, origin: str) -> bytes:
@@ -225,6 +254,7 @@ def imagefolder_dataset(source: Path, name: str):
         files = iter_archive_files(source, wanted=is_image_name)
     else:
         raise DataError(f"{source}: no such image folder or archive")
+    expected = expected_files(source) if source.is_dir() else None  # a dememo release: check its hashes
     splits = _split_files(files, source)
     classes = tuple(sorted(splits["train"]))
     test_classes = tuple(sorted(splits["test"]))
@@ -240,6 +270,8 @@ def imagefolder_dataset(source: Path, name: str):
         arrays, labels, shape, first = [], [], None, None
         for label, origin, content in progress(members, f"decoding {name} {split}"):
             data = _read_file(content, source, origin) if isinstance(content, Path) else content
+            if expected is not None:
+                _check_release_file(source, origin, data, expected)
             array = _decode(data, f"{source}:{origin}")
             if shape is None:
                 shape, first = array.shape, origin
@@ -257,4 +289,25 @@ def imagefolder_dataset(source: Path, name: str):
             classes,
             f"{name}/{split}",
         )
+    if expected is not None:
+        read = {origin for split in splits.values() for cls in split.values() for origin, _ in cls}
+        missing = sorted(set(expected) - read)
+        if missing:
+            raise DataError(
+                f"{source}: {len(missing)} file(s) of the release listed in {MANIFEST} are missing "
+                f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                f"run 'dememo verify {source}'"
+            )
     return Dataset(name, sets["train"], sets["test"])
+
+
+def _check_release_file(source: Path, origin: str, data: bytes, expected: dict[str, str]) -> None:
+    """Refuse a file of a dememo release that was added or changed after the export."""
+    if origin not in expected:
+        raise DataError(f"{source}:{origin}: not in the release's {MANIFEST} (added after the export); "
+                        f"run 'dememo verify {source}'")  # fmt: skip
+    if sha256_bytes(data) != expected[origin]:
+        raise DataError(
+            f"{source}:{origin}: changed after the export (its SHA-256 does not match the release's "
+            f"{MANIFEST}); run 'dememo verify {source}'"
+        )

@@ -19,7 +19,7 @@ class ProtectConfig(BaseModel):
     """Options shared by every protector. Subclasses add the method's own, with the
     defaults of the method's official code."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     budget: float = 8 / 255  # l_inf bound in [0, 1] pixel units (unused by OPS)
     fraction: float = 1.0  # share of the eligible samples that get perturbed

@@ -2,7 +2,7 @@
 
 Layout (readable back with the ``imagefolder`` dataset, bit for bit)::
 
-    DIR/manifest.json                 what made the release
+    DIR/manifest.json                 what made the release, and the SHA-256 of every file
     DIR/train/<class>/<index>.png     the protected training split
     DIR/test/<class>/<index>.png      the test split, unchanged
 
@@ -13,11 +13,15 @@ reads back as its stable sort by label, with every image and label unchanged. Cl
 names when these are safe folder names already in sorted order (the reader sorts
 them); otherwise they are ``<label>_<name>`` with unsafe characters replaced, so
 that labels still read back unchanged (the manifest maps folders to names).
-The folder is written atomically: an interrupted export leaves nothing.
+The folder is written atomically: an interrupted export leaves nothing, and
+nothing of dememo's is left beside it (its lock and temporary folder are removed).
+Folders get the usual mode 0777 and files 0666, less the umask. ``dememo verify DIR``
+(and loading DIR as an imagefolder) checks every file against the manifest.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -29,12 +33,11 @@ from PIL import Image
 import dememo
 from dememo.atomic import atomic_directory
 from dememo.data.imageset import ImageSet
+from dememo.data.release import FORMAT, MANIFEST, sha256_bytes
 from dememo.errors import ConfigError
 from dememo.progress import progress
 from dememo.protect.jobs import ProtectedData
 
-MANIFEST = "manifest.json"
-FORMAT = "dememo-release-1"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 
 
@@ -69,22 +72,34 @@ def export_release(directory: Path, train: ImageSet, test: ImageSet, manifest: d
     directory = check_export_target(directory)
     folders = class_folders(train.classes)
     with atomic_directory(directory) as tmp:
+        files: dict[str, str] = {}
         for split, data in (("train", train), ("test", test)):
-            _write_split(tmp / split, data, folders, f"export: {split}")
+            files.update(_write_split(tmp, split, data, folders, f"export: {split}"))
         counts = {"train": len(train), "test": len(test)}
         full = {
             "format": FORMAT,
             **manifest,
             "classes": dict(zip(folders, train.classes, strict=True)),
             "images": counts,
+            "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(full, indent=1))
     return directory
 
 
-def check_export_target(directory: Path) -> Path:
-    """Refuse a folder that exists and is neither empty nor an earlier release (it is replaced)."""
+def check_export_target(directory: Path, data_root: Path | None = None) -> Path:
+    """Refuse a folder that exists and is neither empty nor an earlier release (it is replaced),
+    and one inside ``data_root`` or holding it (the next load would read the release as more
+    data, or the export would replace the data)."""
     directory = Path(directory)
+    if data_root is not None:
+        target, root = directory.resolve(), Path(data_root).resolve()
+        if target == root or target.is_relative_to(root) or root.is_relative_to(target):
+            where = "is" if target == root else "lies inside" if target.is_relative_to(root) else "holds"
+            raise ConfigError(
+                f"export: {directory} {where} the data root {data_root}; choose a folder outside it "
+                "(a release inside the data would be read back as more training and test images)"
+            )
     if directory.exists() and (not directory.is_dir() or _foreign(directory)):
         raise ConfigError(
             f"export: {directory} exists and is not a dememo release; choose a new folder "
@@ -103,12 +118,21 @@ def _foreign(directory: Path) -> bool:
         return True
 
 
-def _write_split(root: Path, data: ImageSet, folders: list[str], description: str) -> None:
+def _write_split(
+    tmp: Path, split: str, data: ImageSet, folders: list[str], description: str
+) -> dict[str, str]:
+    """Write ``split``'s PNGs under ``tmp``; {path in the release: SHA-256}."""
     for folder in folders:
-        (root / folder).mkdir(parents=True)
+        (tmp / split / folder).mkdir(parents=True)
     width = len(str(max(len(data) - 1, 0)))
     pixels = data.images.permute(0, 2, 3, 1).numpy()
+    files = {}
     for index in progress(range(len(data)), description):
         array = pixels[index]
         image = Image.fromarray(np.ascontiguousarray(array[..., 0] if array.shape[-1] == 1 else array))
-        image.save(root / folders[int(data.labels[index])] / f"{index:0{width}d}.png", format="PNG")
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        name = f"{split}/{folders[int(data.labels[index])]}/{index:0{width}d}.png"
+        (tmp / name).write_bytes(buffer.getvalue())
+        files[name] = sha256_bytes(buffer.getvalue())
+    return files

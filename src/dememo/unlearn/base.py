@@ -21,7 +21,7 @@ from dememo.runtime import Precision
 class UnlearnConfig(BaseModel):
     """Options every unlearner takes. Subclasses add the method's own."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     seed: int = 0
     batch_size: int = Field(256, ge=1)

@@ -2,8 +2,9 @@
 
 An unlearned model is stored under ``<artifacts>/unlearned/<hash>/``. Its manifest's
 config names the parent model (config hash and full TrainConfig), the method, the
-method's validated options, and the forget/retain sets (sha256 of the sorted indices,
-sizes); the tensors hold the weights plus the indices themselves (``index.forget``,
+method's validated options, the content fingerprint of the training split it unlearned on
+(``data``: other data never reuses it), and the forget/retain sets (sha256 of the sorted
+indices, sizes); the tensors hold the weights plus the indices themselves (``index.forget``,
 ``index.retain``), so an audit can rebuild both sets from the artifact alone.
 """
 
@@ -21,6 +22,7 @@ from dememo.data.scenarios import Scenario, ScenarioSettings, build_scenario
 from dememo.errors import ArtifactError, ConfigError
 from dememo.pipeline import (
     TrainConfig,
+    check_model_data,
     model_from_artifact,
     model_with_weights,
     test_split,
@@ -59,12 +61,15 @@ def unlearn_job_config(
     forget: torch.Tensor,
     retain: torch.Tensor,
     precision: Precision,
+    data: ImageSet,
     **options: object,
 ) -> dict[str, Any]:
+    """The unlearned model's key; ``data``: the training split unlearned on (as released)."""
     config = make_config(method, **options)
     return {
         "parent": parent.manifest["config_hash"],
         "parent_config": parent.manifest["config"],
+        "data": data.fingerprint,
         "method": method,
         "options": config.model_dump(mode="json"),
         "precision": precision,
@@ -75,11 +80,15 @@ def unlearn_job_config(
     }
 
 
-def check_parent(parent: Artifact, data: ImageSet) -> TrainConfig:
-    """The parent's TrainConfig, after checking that ``data`` is the split it was trained on."""
+def check_parent(parent: Artifact, data: ImageSet, dataset: Dataset | None = None) -> TrainConfig:
+    """The parent's TrainConfig, after checking that ``data`` is the split it was trained on
+    (its size) and, given the ``dataset`` ``data`` came from, that this is the data the parent
+    was made from (content fingerprint, DataError naming both)."""
     if parent.manifest.get("kind") != "model":
         raise ArtifactError(f"{parent.path}: not a model artifact (kind {parent.manifest.get('kind')!r})")
     config = TrainConfig.model_validate(parent.manifest["config"])
+    if dataset is not None:
+        check_model_data(config, dataset, parent.path)
     size = parent.metrics.get("train_size")
     if size is not None and size != len(data):
         raise ConfigError(f"{parent.path}: the model was trained on {size} samples, the data has {len(data)}")
@@ -96,22 +105,25 @@ def unlearn_or_load(
     *,
     device: torch.device | str = "cpu",
     precision: Precision = "fp32",
+    dataset: Dataset | None = None,
     **options: object,
 ) -> UnlearnedModel:
-    """Reuse the stored unlearned model for this parent, method, options and sets, or
+    """Reuse the stored unlearned model for this parent, method, options, sets and data, or
     unlearn and store it atomically. ``data`` is the parent's training split (as
-    released, i.e. protected where it was). RT defaults to the parent's recipe and architecture."""
+    released, i.e. protected where it was; see ``parent_training_set``), ``dataset`` the
+    Dataset it came from (checked against the parent's; ``parent_training_set`` checks it too).
+    The key holds ``data``'s fingerprint. RT defaults to the parent's recipe and architecture."""
     if not UNLEARNERS.get(method).single_model:
         raise ConfigError(
             f"{method}: an ensemble is not a single-model artifact; use dememo.unlearn.{method} directly"
         )
-    parent_config = check_parent(parent, data)
+    parent_config = check_parent(parent, data, dataset)
     precision = resolve_precision(device, precision)  # the key holds bf16 or fp32, never 'auto'
     if method == "rt":
         options.setdefault("recipe", parent_config.recipe)
         options.setdefault("architecture", parent_config.model)
     forget_index, retain_index = check_sets(data, forget, retain)
-    job = unlearn_job_config(parent, method, forget_index, retain_index, precision, **options)
+    job = unlearn_job_config(parent, method, forget_index, retain_index, precision, data, **options)
     stored = store.load(UNLEARNED_KIND, job)
     if stored is not None:
         return UnlearnedModel(load_unlearned(stored, data)[0], stored, reused=True)
@@ -142,11 +154,11 @@ def parent_scenario(
     parent: Artifact, dataset: Dataset, scenario: ScenarioSettings | None = None
 ) -> Scenario | None:
     """The scenario an interplay Before model (perturbation 'hash/scenario-key') was trained
-    in, checked against ``scenario`` (default: the level in the key with the paper's options
-    and the parent's seed); None for other models. Needs labels only, no pixels."""
+    in, after checking that ``dataset`` is the data the model was made from; checked against
+    ``scenario`` (default: the level in the key with the paper's options and the parent's
+    seed). None for other models."""
     config = TrainConfig.model_validate(parent.manifest["config"])
-    if config.dataset != dataset.name:
-        raise ConfigError(f"{parent.path}: the model was trained on {config.dataset!r}, not {dataset.name!r}")
+    check_model_data(config, dataset, parent.path)
     scenario_key = (config.perturbation or "").partition("/")[2]
     if not scenario_key:
         return None
