@@ -30,7 +30,7 @@ from dememo.protect.jobs import PERTURBATION_KIND
 from dememo.protect.perturbation import Perturbation
 from dememo.runtime import Precision
 from dememo.store import Artifact, ArtifactStore
-from dememo.unlearn.base import check_sets, make_config, unlearn
+from dememo.unlearn.base import UNLEARNERS, AugmentingConfig, check_sets, make_config, unlearn
 
 UNLEARNED_KIND = "unlearned"
 INDEX_PREFIX = "index."
@@ -100,7 +100,9 @@ def unlearn_or_load(
 ) -> UnlearnedModel:
     """Reuse the stored unlearned model for this parent, method, options and sets, or
     unlearn and store it atomically. ``data`` is the parent's training split (as
-    released, i.e. protected where it was). RT defaults to the parent's recipe."""
+    released, i.e. protected where it was). RT defaults to the parent's recipe; FT, GA
+    and IF with ``augment`` true (the default) get the parent recipe's augmentation, so
+    the stored options (and the artifact key) name the augmentation actually applied."""
     if method == "sisa":
         raise ConfigError(
             "sisa: an ensemble is not a single-model artifact; use dememo.unlearn.sisa directly"
@@ -108,6 +110,8 @@ def unlearn_or_load(
     parent_config = check_parent(parent, data)
     if method == "rt":
         options.setdefault("recipe", parent_config.recipe)
+    if issubclass(UNLEARNERS.get(method).Config, AugmentingConfig) and options.get("augment", True) is True:
+        options["augment"] = parent_config.recipe.augment
     forget_index, retain_index = check_sets(data, forget, retain)
     job = unlearn_job_config(parent, method, forget_index, retain_index, precision, **options)
     stored = store.load(UNLEARNED_KIND, job)
