@@ -40,6 +40,7 @@ from dememo.data.augment import Augment
 from dememo.data.batches import DeviceLoader
 from dememo.data.imageset import ImageSet
 from dememo.errors import ConfigError
+from dememo.progress import make_progress
 from dememo.runtime import MEMORY_FORMAT
 from dememo.unlearn.base import AugmentingConfig, Unlearner, Work, register_unlearner
 
@@ -218,8 +219,11 @@ def exact_hessian(
     """The float64 Hessian of the mean retain loss, summed over batches of ``plan.batch``."""
     total = torch.zeros(plan.params, plan.params, dtype=torch.float64, device=device)
     loader = DeviceLoader(data, plan.batch, device, indices=retain, shuffle=False, augment=augment, seed=seed)
-    for batch in loader:
-        add_hessian_rows(model, batch.images, batch.labels, total, plan.tangents)
+    with make_progress() as bar:
+        task = bar.add_task("if: exact Hessian", total=len(loader), status=f"{plan.params} parameters")
+        for batch in loader:
+            add_hessian_rows(model, batch.images, batch.labels, total, plan.tangents)
+            bar.advance(task)
     return total.div_(len(retain))
 
 
