@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
+from dememo.data.augment import Augment
 from dememo.data.imageset import ImageSet
 from dememo.errors import ConfigError
 from dememo.registry import Registry
@@ -25,6 +26,33 @@ class UnlearnConfig(BaseModel):
 
     seed: int = 0
     batch_size: int = Field(256, ge=1)
+
+
+class AugmentingConfig(UnlearnConfig):
+    """Options of a method that reads training images through augmentation (FT, GA, IF).
+
+    ``augment``: true (the default) is the parent recipe's augmentation, which
+    ``unlearn_or_load`` fills in from the parent model before the options are hashed, as
+    the official unlearning code (OPTML-Group Unlearn-Sparse / Unlearn-Saliency) feeds
+    the unlearning loaders the training transforms; false is none; or an Augment. An
+    inactive Augment is stored as false, so equal augmentation gives equal artifact keys.
+    """
+
+    augment: bool | Augment = True
+
+    @field_validator("augment")
+    @classmethod
+    def _canonical(cls, value: bool | Augment) -> bool | Augment:
+        return False if isinstance(value, Augment) and not value.active else value
+
+    def augmentation(self, method: str) -> Augment | None:
+        """The Augment to apply, or None; refuses the unresolved 'parent' (true)."""
+        if self.augment is True:
+            raise ConfigError(
+                f"{method}: augment=true means the parent recipe's augmentation, which only "
+                "unlearn_or_load knows; give augment=false or an Augment when calling unlearn directly"
+            )
+        return self.augment or None
 
 
 @dataclass

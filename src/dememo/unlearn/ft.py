@@ -8,14 +8,16 @@ from pydantic import Field
 from torch import nn
 
 from dememo.data.imageset import ImageSet
-from dememo.unlearn.base import UnlearnConfig, Unlearner, Work, register_unlearner
+from dememo.unlearn.base import AugmentingConfig, Unlearner, Work, register_unlearner
 from dememo.unlearn.loops import sgd_steps, steps_for_epochs
 
 
-class SGDUnlearnConfig(UnlearnConfig):
+class SGDUnlearnConfig(AugmentingConfig):
     """SGD options. The paper gives only epochs and learning rates; momentum 0.9,
-    weight decay 5e-4 and batch 256 are the common choice of public unlearning code
-    (an assumption, see dememo.unlearn.settings)."""
+    weight decay 5e-4 and batch 256 are assumptions (see dememo.unlearn.settings). The
+    batches are augmented like the parent's training by default (``augment``), as in
+    the official unlearning code (OPTML-Group Unlearn-Sparse / Unlearn-Saliency, whose
+    retain and forget loaders keep the training transforms); also an assumption."""
 
     lr: float = Field(gt=0)
     epochs: int = Field(ge=1)
@@ -39,6 +41,7 @@ class FineTune(Unlearner):
         c = self.config
         steps = steps_for_epochs(len(retain), c.batch_size, c.epochs)
         samples = sgd_steps(model, data, retain, steps=steps, lr=c.lr, batch_size=c.batch_size,
-                            momentum=c.momentum, weight_decay=c.weight_decay, seed=c.seed,
-                            device=self.device, precision=self.precision, description="ft")  # fmt: skip
+                            momentum=c.momentum, weight_decay=c.weight_decay,
+                            augment=c.augmentation(self.name), seed=c.seed, device=self.device,
+                            precision=self.precision, description="ft")  # fmt: skip
         return Work(steps, samples, ("retain",))

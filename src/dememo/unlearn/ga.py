@@ -29,6 +29,7 @@ class GradientAscent(Unlearner):
         c = self.config
         steps = steps_for_epochs(len(forget), c.batch_size, c.epochs)
         samples = sgd_steps(model, data, forget, steps=steps, lr=c.lr, batch_size=c.batch_size,
-                            momentum=c.momentum, weight_decay=c.weight_decay, ascent=True, seed=c.seed,
-                            device=self.device, precision=self.precision, description="ga")  # fmt: skip
+                            momentum=c.momentum, weight_decay=c.weight_decay, ascent=True,
+                            augment=c.augmentation(self.name), seed=c.seed, device=self.device,
+                            precision=self.precision, description="ga")  # fmt: skip
         return Work(steps, samples, ("forget",))

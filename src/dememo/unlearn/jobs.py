@@ -32,7 +32,7 @@ from dememo.protect.jobs import PERTURBATION_KIND
 from dememo.protect.perturbation import Perturbation
 from dememo.runtime import Precision, resolve_precision
 from dememo.store import Artifact, ArtifactStore
-from dememo.unlearn.base import UNLEARNERS, check_sets, make_config, unlearn
+from dememo.unlearn.base import UNLEARNERS, AugmentingConfig, check_sets, make_config, unlearn
 
 UNLEARNED_KIND = "unlearned"
 INDEX_PREFIX = "index."
@@ -112,7 +112,9 @@ def unlearn_or_load(
     unlearn and store it atomically. ``data`` is the parent's training split (as
     released, i.e. protected where it was; see ``parent_training_set``), ``dataset`` the
     Dataset it came from (checked against the parent's; ``parent_training_set`` checks it too).
-    The key holds ``data``'s fingerprint. RT defaults to the parent's recipe and architecture."""
+    The key holds ``data``'s fingerprint. RT defaults to the parent's recipe and architecture;
+    FT, GA and IF with ``augment`` true (the default) get the parent recipe's augmentation, so
+    the stored options (and the artifact key) name the augmentation actually applied."""
     if not UNLEARNERS.get(method).single_model:
         raise ConfigError(
             f"{method}: an ensemble is not a single-model artifact; use dememo.unlearn.{method} directly"
@@ -122,6 +124,8 @@ def unlearn_or_load(
     if method == "rt":
         options.setdefault("recipe", parent_config.recipe)
         options.setdefault("architecture", parent_config.model)
+    if issubclass(UNLEARNERS.get(method).Config, AugmentingConfig) and options.get("augment", True) is True:
+        options["augment"] = parent_config.recipe.augment
     forget_index, retain_index = check_sets(data, forget, retain)
     job = unlearn_job_config(parent, method, forget_index, retain_index, precision, data, **options)
     stored = store.load(UNLEARNED_KIND, job)

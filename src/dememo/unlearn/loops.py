@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dememo.data.augment import Augment
 from dememo.data.batches import DeviceLoader
 from dememo.data.imageset import ImageSet
 from dememo.errors import TrainingError
@@ -26,6 +27,7 @@ def sgd_steps(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     ascent: bool = False,
+    augment: Augment | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     precision: Precision = "fp32",
@@ -34,7 +36,8 @@ def sgd_steps(
     description: str = "unlearning",
 ) -> int:
     """Take ``steps`` SGD steps on mean cross-entropy over shuffled batches of
-    ``data[indices]`` (epochs repeat), descending, or ascending when ``ascent``.
+    ``data[indices]`` (epochs repeat), descending, or ascending when ``ascent``;
+    ``augment`` applies to every batch (None: the images as stored).
 
     ``after_backward`` may edit the gradients (clipping), ``after_step`` the weights
     (noise). Returns the number of samples processed. Raises TrainingError on a
@@ -43,7 +46,7 @@ def sgd_steps(
     seed_everything(seed)
     device = torch.device(device)
     model.to(device=device, memory_format=MEMORY_FORMAT).train()
-    loader = DeviceLoader(data, batch_size, device, indices=indices, seed=seed)
+    loader = DeviceLoader(data, batch_size, device, indices=indices, augment=augment, seed=seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     sign, done, samples = (-1.0 if ascent else 1.0), 0, 0
     with make_progress() as bar:

@@ -4,11 +4,17 @@ What the paper leaves open is chosen here and marked as an assumption:
 - Victim recipe: 100 epochs, SGD lr 0.01, momentum 0.9, weight decay 5e-4 are stated;
   batch 128, cosine schedule and random crop + flip are assumptions.
 - FT and GA: only epochs (10 and 5) and learning rates are stated; SGD with momentum
-  0.9, weight decay 5e-4, batch 256, constant rate and no augmentation are assumptions
-  (the common choice of public unlearning code), see ``dememo.unlearn.ft``.
+  0.9, weight decay 5e-4, batch 256 and a constant rate are assumptions, see
+  ``dememo.unlearn.ft``.
+- Augmentation in unlearning (FT, GA and IF's gradients): the parent recipe's by
+  default (option ``augment``, filled in by ``unlearn_or_load``), an assumption that
+  follows the official code the paper very probably reused (OPTML-Group Unlearn-Sparse
+  / Unlearn-Saliency: the retain and forget loaders keep the training transforms,
+  random crop with padding 4 and horizontal flip on CIFAR).
 - GA ascends the *mean* forget loss (the loss normalization is unstated).
 - IF: first-order WoodFisher, damping 1 (the identity start of the public WoodFisher
-  code the paper very probably used; an assumption).
+  code the paper very probably used; an assumption). The exact inverse (a check on
+  small models, not the paper's method) needs an explicit damping.
 """
 
 from __future__ import annotations
