@@ -122,7 +122,7 @@ def unlearn_or_load(
     if method == "rt":
         options.setdefault("recipe", parent_config.recipe)
         options.setdefault("architecture", parent_config.model)
-    forget_index, retain_index = check_sets(data, forget, retain)
+    forget_index, retain_index = check_sets(data, forget, retain, method)
     job = unlearn_job_config(parent, method, forget_index, retain_index, precision, data, **options)
     stored = store.load(UNLEARNED_KIND, job)
     if stored is not None:
