@@ -314,8 +314,9 @@ def test_certified_runs_with_defaults_at_the_least_noise_eq15_allows():
 
 
 def test_a_diverged_unlearning_stores_nothing(tmp_path):
-    """alpha=3e38 (the float32 limit) with damping 1e-30 makes weights infinite: exit 2 with one line, no artifact;
-    an infinite or NaN option, or one beyond float32 (1e300), is refused by the options' validation."""
+    """alpha=3e38 (the float32 limit) with damping 1e-30 makes weights infinite: exit 2 with one
+    line, no artifact; an infinite or NaN option, or one beyond float32 (1e300), is refused by the
+    options' validation."""
     from typer.testing import CliRunner
 
     from dememo.cli import app
