@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dememo.cli.common import Artifacts, Device, app, console
+from dememo.cli.common import Artifacts, Device, app, check_writable, console
 from dememo.paths import artifact_root
 
 
@@ -41,6 +41,8 @@ def llm_study_command(
     if tasks is not None:
         overrides["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
     spec = with_overrides(load_spec("llm"), scale, **{k: v for k, v in overrides.items() if v is not None})
+    check_writable(out, what="--out")
+    check_writable(artifact_root(artifacts), what="--artifacts")
     context = StageContext(artifact_root(artifacts).resolve(), None, device)
     outcome = reproduce(spec, scale, out, context, log=lambda line: console.print(f"  {line}"))
     markdown, png = export_llm(out, spec, scale)

@@ -139,7 +139,7 @@ def unlearn_command(
         raise ConfigError("unlearn: give METHOD, MODEL_ARTIFACT and --forget")
     options = parse_options(option or [], default_method=method, methods=[method]).get(method, {})
     make_config(method, **options)  # a bad option is refused before the data is read
-    check_writable(artifact_root(artifacts))
+    check_writable(artifact_root(artifacts), what="--artifacts")
     store = ArtifactStore(artifact_root(artifacts))
     parent = ArtifactStore.load_path(model_artifact)
     config = stored_config(parent)
@@ -257,6 +257,10 @@ def interplay_command(
         "mia": {} if mia else None, "scale_values": scale_values,
     }  # fmt: skip
     spec = command_spec(settings)
+    check_writable(results, what="--results")
+    check_writable(artifact_root(artifacts), what="--artifacts")
+    if out is not None:
+        check_writable(out, is_file=True, what="--out")
     context = StageContext(
         artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None, device
     )

@@ -31,6 +31,7 @@ from dememo.store import versions
 
 DB_NAME = "results.sqlite"
 SCHEMA_VERSION = 1
+STATUSES = ("done", "failed", "running")  # a run's status (the CHECK of the runs table)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
