@@ -265,7 +265,7 @@ def interplay_command(
         artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None, device
     )
     outcome = reproduce(spec, CUSTOM, results, context, log=lambda line: console.print(f"  {line}"))
-    db = ResultsDB.in_directory(results)
+    db = ResultsDB.in_directory(results, create=False)
     try:
         entries = stored_entries(db, spec.name, CUSTOM)
     finally:
