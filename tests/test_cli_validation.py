@@ -195,3 +195,102 @@ def test_hostile_input_is_one_line_before_any_work(probe, args, message):
     assert "\n" not in text.strip()
     assert not any((Path(probe["root"]) / kind).exists() for kind in ("unlearned", "audit"))
     assert not (Path(probe["probe"]) / "results").exists()
+
+
+def results_dir(folder: Path, damage: str | None = None) -> Path:
+    """A results directory holding a real (empty) results database, optionally damaged."""
+    import sqlite3
+
+    from dememo.experiments.results import ResultsDB
+
+    ResultsDB.in_directory(folder).close()
+    if damage is not None:
+        db = sqlite3.connect(folder / "results.sqlite")
+        db.execute(damage)
+        db.commit()
+        db.close()
+    return folder
+
+
+OUTPUTS = [
+    # 8. output and cache locations: {file}/sub can never be a folder, {probe} is a folder
+    (["unlearn", "ft", "{model}", "--forget", "class=0", "--artifacts", "{file}/sub"], "not writable"),
+    (["audit", "mia", "{model}", "--artifacts", "{file}/sub"], "not writable"),
+    (["reproduce", "table3", "--results", "{file}/sub"], "--results {file}/sub: {file}/sub is not writable"),
+    (["reproduce", "table3", "--results", "{file}"], "--results {file}: is a file; expected a folder"),
+    (["demo", "--results", "{file}/sub"], "--results {file}/sub"),
+    (["interplay", "--dataset", "digits", "--results", "{file}/sub"], "--results {file}/sub"),
+    (
+        ["interplay", "--dataset", "digits", "--results", "{probe}/r", "--out", "{probe}"],
+        "--out {probe}: is a dir",
+    ),
+    (
+        ["interplay", "--dataset", "digits", "--results", "{probe}/r", "--out", "{file}/t.md"],
+        "--out {file}/t.md",
+    ),
+    (["llm-study", "--out", "{file}/sub"], "--out {file}/sub"),
+    (["results", "{probe}/ok", "--csv", "{probe}"], "--csv {probe}: is a directory"),
+    (["results", "{probe}/ok", "--csv", "{file}/rows.csv"], "--csv {file}/rows.csv"),
+    (["report", "{probe}/ok", "--out", "{probe}"], "--out {probe}: is a directory"),
+    (["report", "{probe}/ok", "--out", "{file}/r.html"], "--out {file}/r.html"),
+    (["report", "{probe}/ok", "--markdown", "{file}/r.md"], "--markdown {file}/r.md"),
+    (["protect", "ops", "--dataset", "digits", "--export", "{file}/sub"], "{file}"),
+    # 9. the results database
+    (["report", "{probe}/dropped"], "table(s) runs missing"),
+    (["results", "{probe}/dropped"], "table(s) runs missing"),
+    (["results", "{probe}/column"], "table metrics lacks column(s) value"),
+    (
+        ["results", "{probe}/ok", "--status", "Failed"],
+        "--status 'Failed': expected one of done, failed, running",
+    ),
+    (["results", "{probe}/ok", "--status", "finished"], "expected one of done, failed, running"),
+    # 10. not validated before the graph runs
+    (["llm-study", "--model", "bogus", "--out", "{probe}/llm"], "model 'bogus': not smollm2-135m"),
+    (["llm-study", "--model", "tiny:7x0", "--out", "{probe}/llm"], "tiny model 'tiny:7x0'"),
+    (
+        ["llm-study", "--data", "{probe}/missing.csv", "--out", "{probe}/llm"],
+        "--data {probe}/missing.csv: no such",
+    ),
+    (["llm-study", "--tasks", "cooking", "--out", "{probe}/llm"], "unknown task(s) ['cooking']"),
+    (
+        ["interplay", "--dataset", "digits", "--classes", "0-99", "--results", "{probe}/r"],
+        "classes [10, 11, 12",
+    ),
+    (
+        ["reproduce", "{probe}/classes.yaml", "--results", "{probe}/r"],
+        "classes [12] are not classes of digits",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def outputs(probe):
+    folder = Path(probe["probe"])
+    for name, damage in (("ok", None), ("dropped", "DROP TABLE runs"),
+                         ("column", "ALTER TABLE metrics DROP COLUMN value")):  # fmt: skip
+        results_dir(folder / name, damage)
+    from dememo.experiments.spec import spec_directory
+
+    text = (spec_directory() / "interplay-class.yaml").read_text()
+    if "classes:" in text:
+        import yaml
+
+        data = yaml.safe_load(text)
+        for block in data["scales"].values():
+            block["victim"]["dataset"] = "digits"
+            block["classes"] = [0, 12]
+        (folder / "classes.yaml").write_text(yaml.safe_dump(data))
+    return probe
+
+
+@pytest.mark.parametrize(("args", "message"), OUTPUTS, ids=[" ".join(a) for a, _ in OUTPUTS])
+def test_bad_output_or_input_is_one_line_before_any_work(outputs, args, message):
+    before = {p.name for p in Path(outputs["probe"]).iterdir()}
+    text = refused([*fill(args, outputs), *(["--artifacts", outputs["root"]] if "--artifacts" not in args and
+                                            args[0] not in ("results", "report") else [])])  # fmt: skip
+    assert fill([message], outputs)[0] in " ".join(text.split()), text
+    assert "\n" not in text.strip()
+    assert not any((Path(outputs["root"]) / kind).exists() for kind in ("unlearned", "audit", "perturbation"))
+    assert {p.name for p in Path(outputs["probe"]).iterdir()} <= before | {"r", "llm"}
+    for folder in ("r", "llm"):  # nothing ran: no results database, no report
+        assert not list((Path(outputs["probe"]) / folder).glob("results.sqlite"))

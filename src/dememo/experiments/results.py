@@ -177,7 +177,7 @@ class ResultsDB:
             # a creation in place (older dememo) stopped before the version was written: finish it
             self.db.executescript(SCHEMA)
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            found = str(SCHEMA_VERSION)
+            found, tables = str(SCHEMA_VERSION), set(EXPECTED)
         if found != str(SCHEMA_VERSION):
             raise ConfigError(
                 f"{self.path}: results written with schema version {found}, this dememo reads version "
