@@ -169,7 +169,7 @@ HOSTILE = [
     ),
     (["audit", "recover", "{model}", "--epochs", "0", *AUDIT], "audit recover: invalid options (epochs"),
     (["audit", "recover", "{model}", "--etas", "nan", *AUDIT], "etas.0: Input should be a finite number"),
-    (["audit", "recover", "{model}", "--etas", "0,-1", *AUDIT], "etas must be >= 0"),
+    (["audit", "recover", "{model}", "--etas", "0,-1", *AUDIT], "etas must be"),
     (["audit", "recover", "{model}", "--seed", "-1", *AUDIT], "seed: Input should be greater than or equal"),
     (["audit", "certify", "{model}", "--samples", "0", *AUDIT], "audit certify: invalid options (samples"),
     (["audit", "certify", "{model}", "--epsilon", "-1", *AUDIT], "audit certify: invalid options (epsilon"),
@@ -189,11 +189,12 @@ def fill(args: list[str], where: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize(("args", "message"), HOSTILE, ids=[" ".join(a[:2] + a[3:]) for a, _ in HOSTILE])
-def test_hostile_input_is_one_line_before_any_work(probe, args, message):
-    text = refused(fill(args, probe))
+def test_hostile_input_is_one_line_before_any_work(probe, tmp_path, args, message):
+    store = tmp_path / "art"  # this case's own store: the model is read from the shared one
+    text = refused(fill(args, {**probe, "root": str(store)}))
     assert message in " ".join(text.split()), text
     assert "\n" not in text.strip()
-    assert not any((Path(probe["root"]) / kind).exists() for kind in ("unlearned", "audit"))
+    assert not any((store / kind).exists() for kind in ("unlearned", "audit"))
     assert not (Path(probe["probe"]) / "results").exists()
 
 
@@ -284,13 +285,14 @@ def outputs(probe):
 
 
 @pytest.mark.parametrize(("args", "message"), OUTPUTS, ids=[" ".join(a) for a, _ in OUTPUTS])
-def test_bad_output_or_input_is_one_line_before_any_work(outputs, args, message):
+def test_bad_output_or_input_is_one_line_before_any_work(outputs, tmp_path, args, message):
     before = {p.name for p in Path(outputs["probe"]).iterdir()}
-    text = refused([*fill(args, outputs), *(["--artifacts", outputs["root"]] if "--artifacts" not in args and
+    store = tmp_path / "art"
+    text = refused([*fill(args, outputs), *(["--artifacts", str(store)] if "--artifacts" not in args and
                                             args[0] not in ("results", "report") else [])])  # fmt: skip
     assert fill([message], outputs)[0] in " ".join(text.split()), text
     assert "\n" not in text.strip()
-    assert not any((Path(outputs["root"]) / kind).exists() for kind in ("unlearned", "audit", "perturbation"))
+    assert not any((store / kind).exists() for kind in ("model", "unlearned", "audit", "perturbation"))
     assert {p.name for p in Path(outputs["probe"]).iterdir()} <= before | {"r", "llm"}
     for folder in ("r", "llm"):  # nothing ran: no results database, no report
         assert not list((Path(outputs["probe"]) / folder).glob("results.sqlite"))

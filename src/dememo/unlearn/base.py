@@ -125,7 +125,7 @@ def index_tensor(value: object, name: str) -> torch.Tensor:
             tensor = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:
             raise ConfigError(f"{name} set: indices must be integers ({error})") from None
-    if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
+    if tensor.numel() and (tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex()):
         raise ConfigError(f"{name} set: indices must be integers, got a {tensor.dtype} tensor")
     return tensor.to(torch.int64).flatten()
 
