@@ -253,3 +253,128 @@ def test_images_outside_split_class_image_are_refused_not_dropped(tmp_path, stra
     archive = plain_tar(tmp_path / "set.tar", tree_members(image_tree()) | extra)
     with pytest.raises(DataError, match=message.format(p="set/")):
         imagefolder_dataset(archive, "set")
+
+
+# --- output locations, a full disk and the results database (part B of the hostile-input probe) ---
+
+
+def _mount(*args: str) -> bool:
+    """Run mount (as root, where the kernel lets us); False when it cannot."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", *args], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs: a disk that fills after a few writes."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)):
+        pytest.skip("cannot mount a small tmpfs (needs root and a kernel that allows it)")
+    yield folder
+    _mount_undo(folder)
+
+
+def _mount_undo(folder):
+    import subprocess
+
+    subprocess.run(["umount", str(folder)], capture_output=True, check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_the_rerun_resumes(small_disk):
+    from dememo.errors import StorageError
+    from dememo.experiments.results import ResultsDB
+    from dememo.store import ArtifactStore
+
+    store = ArtifactStore(small_disk / "store")
+    tensors = {"w": torch.zeros(100_000)}  # 400 kB: more than the disk holds
+    with pytest.raises(
+        StorageError, match=r"store/model/[0-9a-f]{16}: cannot write it: No space left on device"
+    ):
+        store.save("model", {"a": 1}, tensors)
+    assert list((small_disk / "store" / "model").iterdir()) == []  # no half-written artifact, no leftovers
+    (small_disk / "filler").write_bytes(b"x" * 60_000)  # the disk is (nearly) full
+    with pytest.raises(StorageError, match=r"results.sqlite: cannot"):
+        ResultsDB.in_directory(small_disk / "results")
+    assert not (small_disk / "results" / "results.sqlite").exists()  # never a half-made database
+    assert [p.name for p in (small_disk / "results").iterdir()] == []
+    (small_disk / "filler").unlink()
+    assert _mount("-o", "remount,size=4m", str(small_disk))
+    saved = store.save("model", {"a": 1}, tensors)  # the rerun, once there is space
+    assert store.load("model", {"a": 1}) is not None and saved.path.is_dir()
+    ResultsDB.in_directory(small_disk / "results").close()
+
+
+def test_a_half_created_results_database_is_made_again_not_refused_forever(tmp_path):
+    import sqlite3
+
+    from dememo.experiments.results import ResultsDB
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "results.sqlite").write_bytes(b"")  # the file created, the schema never written
+    ResultsDB.in_directory(tmp_path / "empty").close()
+    (tmp_path / "partial").mkdir()
+    db = sqlite3.connect(tmp_path / "partial" / "results.sqlite")  # an older dememo stopped mid-schema
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.commit()
+    db.close()
+    ResultsDB.in_directory(tmp_path / "partial").close()
+    assert ResultsDB.in_directory(tmp_path / "partial", create=False).rows() == []
+
+
+def test_readers_never_write_the_results_database(tmp_path):
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from dememo.cli import app
+    from dememo.experiments.results import ResultsDB
+
+    runner = CliRunner()
+    ResultsDB.in_directory(tmp_path / "r").close()
+    db_file = tmp_path / "r" / "results.sqlite"
+    db = sqlite3.connect(db_file)
+    db.execute("ALTER TABLE runs DROP COLUMN precision")  # a database from before the column
+    db.commit()
+    db.close()
+    content, mtime = db_file.read_bytes(), db_file.stat().st_mtime_ns
+    assert runner.invoke(app, ["results", str(tmp_path / "r")]).exit_code == 0
+    report = runner.invoke(app, ["report", str(tmp_path / "r"), "--out", str(tmp_path / "x.html")])
+    assert "no reproductions recorded yet" in str(report.exception)  # read, and refused in one line
+    assert db_file.read_bytes() == content and db_file.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["results.sqlite"]
+    db = sqlite3.connect(db_file)
+    db.execute("DROP TABLE plan")
+    db.commit()
+    db.close()
+    result = runner.invoke(app, ["results", str(tmp_path / "r")])
+    assert "table(s) plan missing" in str(result.exception)
+    tables = {r[0] for r in sqlite3.connect(db_file).execute("SELECT name FROM sqlite_master")}
+    assert "plan" not in tables  # not silently re-created empty
+    ResultsDB.in_directory(tmp_path / "r2").close()  # a writer adds the column to an old database
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if not (_mount("--bind", str(tmp_path / "r2"), str(ro)) and _mount("-o", "remount,ro,bind", str(ro))):
+        _mount_undo(ro)
+        pytest.skip("cannot make a read-only folder (bind mount needs root; chmod does not stop root)")
+    try:
+        listed = runner.invoke(app, ["results", str(ro)])
+        assert listed.exit_code == 0, (listed.output, listed.exception)
+    finally:
+        _mount_undo(ro)
+
+
+def test_an_unwritable_dataset_cache_is_refused_before_decoding(tmp_path, monkeypatch):
+    from dememo.errors import ConfigError
+
+    root = write_image_dir(tmp_path / "set", image_tree())
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("DEMEMO_CACHE", str(tmp_path / "file" / "cache"))
+    decoded = []
+    monkeypatch.setattr("dememo.data.sources.imagefolder_dataset", lambda *a: decoded.append(a))
+    with pytest.raises(ConfigError, match=r"dataset cache \(DEMEMO_CACHE\) .*file/cache"):
+        load_dataset("imagefolder", root)
+    assert decoded == []

@@ -331,8 +331,9 @@ def test_certified_runs_with_defaults_at_the_least_noise_eq15_allows():
 
 
 def test_a_diverged_unlearning_stores_nothing(tmp_path):
-    """alpha=1e300 makes every weight infinite: exit 2 with one line, no artifact; an
-    infinite or NaN option is refused by the options' validation."""
+    """alpha=3e38 (the float32 limit) with damping 1e-30 makes weights infinite: exit 2 with one
+    line, no artifact; an infinite or NaN option, or one beyond float32 (1e300), is refused by the
+    options' validation."""
     from typer.testing import CliRunner
 
     from dememo.cli import app
@@ -345,13 +346,14 @@ def test_a_diverged_unlearning_stores_nothing(tmp_path):
     model = next((art / "model").iterdir())
     unlearn_if = ["unlearn", "if", str(model), "--forget", "class=0", "--artifacts", str(art),
                   "--device", "cpu"]  # fmt: skip
-    diverged = runner.invoke(app, [*unlearn_if, "-o", "alpha=1e300"])
+    diverged = runner.invoke(app, [*unlearn_if, "-o", "alpha=3e38", "-o", "damping=1e-30"])
     assert isinstance(diverged.exception, TrainingError), diverged.output
     assert "not saved: tensor" in str(diverged.exception) and "non-finite values" in str(diverged.exception)
     assert "forget" not in diverged.output  # no accuracies of weights that were never stored
-    for value in ("Infinity", "nan", "-inf"):
+    for value in ("Infinity", "nan", "-inf", "1e300"):
         refused = runner.invoke(app, [*unlearn_if, "-o", f"alpha={value}"])
-        assert isinstance(refused.exception, ConfigError) and "finite number" in str(refused.exception)
+        assert isinstance(refused.exception, ConfigError)
+        assert "finite number" in str(refused.exception) or "float32 range" in str(refused.exception)
     assert not (art / "unlearned").exists() or not any((art / "unlearned").iterdir())
     with pytest.raises(ValueError, match="finite number"):
         CertifiedConfig(epsilon=float("inf"))

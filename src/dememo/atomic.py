@@ -12,6 +12,7 @@ is removed on the next write beside it. Nothing else is ever removed: a user's o
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -20,10 +21,35 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from dememo.errors import StorageError
+
 PREFIX = ".dememo-"
 LEFTOVER_SUFFIXES = (".tmp", ".old")
 MARKER = ".dememo-temporary"  # inside each temporary folder: {"dememo": "temporary", "for": <name>}
 PAYLOAD = "new"  # the folder that becomes ``final``, inside the temporary folder
+# a full disk, a read-only or forbidden place: the user's to fix, so one line naming the path
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                  errno.EEXIST, errno.EFBIG}  # fmt: skip
+
+
+def storage_error(path: Path, error: OSError) -> StorageError:
+    """``error`` (while writing ``path``) as one line naming the path and the cause."""
+    cause = error.strerror or str(error)
+    where = f" ({error.filename})" if error.filename and str(error.filename) != str(path) else ""
+    return StorageError(f"{path}: cannot write it: {cause}{where}; nothing was changed there, run again "
+                        f"once it is fixed")  # fmt: skip
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path) -> Iterator[None]:
+    """Turn a full disk, a read-only folder or a refused permission while writing ``path`` into a
+    StorageError naming it; other OSErrors pass unchanged."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in STORAGE_ERRNOS:
+            raise storage_error(path, error) from error
+        raise
 
 
 def lock_path(final: Path) -> Path:
@@ -128,9 +154,10 @@ def atomic_directory(final: Path, keep_existing: Callable[[Path], bool] | None =
     the umask), so ``final`` is too.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    with storage_errors(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(final.parent)
-    with directory_lock(final):
+    with storage_errors(final), directory_lock(final):
         work = _temporary(final, ".tmp")
         try:
             tmp = work / PAYLOAD
@@ -158,17 +185,18 @@ def _umask() -> int:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual mode
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

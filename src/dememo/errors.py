@@ -19,3 +19,10 @@ class TrainingError(DememoError):
 
 class ArtifactError(DememoError):
     """A stored artifact is missing, incomplete or fails its content hash."""
+
+
+class StorageError(DememoError):
+    """An output location could not be written (disk full, read-only, no permission): names the path.
+
+    What was being written is left as it was (writes are atomic), so the same command run again
+    once the cause is fixed resumes where it stopped."""

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as tensor_bytes
 
 import dememo
 from dememo.atomic import atomic_directory
@@ -94,7 +95,7 @@ class ArtifactStore:
         plain = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
         check_finite(plain, f"{kind} {final.name}")
         with atomic_directory(final, keep_existing=_is_valid) as tmp:
-            save_file(plain, tmp / TENSORS)
+            (tmp / TENSORS).write_bytes(tensor_bytes(plain))  # a full disk is an OSError (save_file: not)
             manifest = {
                 "kind": kind,
                 "config": json.loads(canonical_json(config)),

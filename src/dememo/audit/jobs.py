@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dememo.atomic import atomic_directory
 from dememo.audit.certify import (
@@ -30,6 +30,7 @@ from dememo.audit.recovery import RecoveryResult, recovery_curve, table7_config
 from dememo.audit.signals import model_signals
 from dememo.audit.target import AuditTarget
 from dememo.errors import ConfigError
+from dememo.options import SeedField, check_float32_range
 from dememo.store import ArtifactStore, canonical_json, config_hash
 
 AUDIT_KIND = "audit"
@@ -38,6 +39,21 @@ REPORT = "report.json"
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _float32(self) -> Frozen:
+        check_float32_range(self)
+        return self
+
+
+def _radii(etas: tuple[float, ...]) -> tuple[float, ...]:
+    """Radii eta: at least one, each finite and >= 0 (non-finite ones are refused by the model)."""
+    if not etas:
+        raise ValueError("give at least one radius")
+    bad = [e for e in etas if e < 0]
+    if bad:
+        raise ValueError(f"etas must be >= 0, got {bad}")
+    return etas
 
 
 OFFICIAL = "official"
@@ -51,7 +67,7 @@ class MIAOptions(Frozen):
     target_class: int | None = None
     max_shadow: int | None = Field(2000, ge=2)
     shadow: Literal["as-trained", "clean"] = "as-trained"
-    seed: int = 0
+    seed: SeedField = 0
 
     def describe_shadow(self) -> str:
         count = "official selection" if self.max_shadow is None else f"at most {self.max_shadow} a side"
@@ -71,7 +87,9 @@ class RecoverOptions(Frozen):
     projection: Literal["ball", "sphere"] = "ball"
     batchnorm: Literal["freeze", "update"] = "freeze"
     epochs: int | None = Field(None, ge=1, description="override Table 7's epochs")
-    seed: int = 0
+    seed: SeedField = 0
+
+    _etas = field_validator("etas")(_radii)
 
 
 class CertifyOptions(Frozen):
@@ -87,7 +105,9 @@ class CertifyOptions(Frozen):
     epsilon: float = Field(1.0, ge=0)
     zeta: float = 0.01
     chunk: int = Field(16, ge=1)
-    seed: int = 0
+    seed: SeedField = 0
+
+    _etas = field_validator("etas")(_radii)
 
 
 def _finite(value: Any) -> Any:

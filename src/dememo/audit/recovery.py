@@ -215,8 +215,8 @@ def recovery_curve(
     """Attack every model at every eta; evaluate on ``evaluation`` (disjoint from ``attack``)
     and, when given, on ``control`` (other classes' test images: an attack on one class can
     collapse the model to always predicting it, which a target-class accuracy rewards)."""
-    if not etas or any(e < 0 for e in etas):
-        raise ConfigError(f"etas must be a non-empty list of values >= 0, got {list(etas)}")
+    if not etas or not all(math.isfinite(e) and e >= 0 for e in etas):
+        raise ConfigError(f"etas must be a non-empty list of finite values >= 0, got {list(etas)}")
     require_disjoint(attack, evaluation, "recovery attack data vs evaluation data")
     curves = []
     for name, model in models.items():

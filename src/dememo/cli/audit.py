@@ -23,8 +23,9 @@ from dememo.audit.jobs import (
     produce,
 )
 from dememo.audit.target import AuditTarget
-from dememo.cli.common import Artifacts, DataRoot, DememoTyper, Device, app, console
+from dememo.cli.common import Artifacts, DataRoot, DememoTyper, Device, app, check_writable, console
 from dememo.errors import ConfigError
+from dememo.options import validate_options
 from dememo.paths import artifact_root
 from dememo.runtime import resolve_device
 from dememo.store import ArtifactStore
@@ -58,6 +59,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 
 CERTIFY = CertifyOptions()  # the certify command's defaults are the job's
+AUDIT_NAMES = {MIAOptions: "mia", RecoverOptions: "recover", CertifyOptions: "certify"}
 
 
 def _max_shadow(text: str) -> int | None:
@@ -159,7 +161,8 @@ class AuditCall:
 
     def options(self, kind: type[OptionsT], **own: Any) -> OptionsT:
         """A job's options: the command's own, and the class and seed every audit takes."""
-        return kind(target_class=self.target_class, seed=self.seed, **own)
+        return validate_options(kind, f"audit {AUDIT_NAMES.get(kind, kind.__name__)}",
+                                target_class=self.target_class, seed=self.seed, **own)  # fmt: skip
 
     def run(self, job: str, options: BaseModel, others: dict[str, AuditTarget]) -> None:
         """Audit the model (or reuse the stored report) and show the report."""
@@ -189,6 +192,7 @@ def audit_command(name: str) -> Callable[[Callable[..., None]], Callable[..., No
         common = [p.name for p in FIRST + LAST]
 
         def command(**values: Any) -> None:
+            check_writable(artifact_root(values["artifacts"]))  # reports are written there
             body(AuditCall(**{key: values.pop(key) for key in common}), **values)
 
         command.__signature__ = inspect.Signature(FIRST + own + LAST)  # type: ignore[attr-defined]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ import typer
 from rich.console import Console
 
 from dememo.errors import ConfigError
+from dememo.paths import check_writable as check_writable  # re-exported: every command's output check
 from dememo.paths import user_path
 from dememo.runtime import resolve_device
 
@@ -95,18 +95,12 @@ TestPerClass = Annotated[
 ]
 
 
-def check_writable(path: Path, *, is_file: bool = False) -> None:
-    """Fail now, not after hours of work, when ``path`` (a folder, or a file's folder) is not writable."""
-    path = Path(path).expanduser()
-    if is_file and path.is_dir():
-        raise ConfigError(f"{path}: is a directory; expected a file path")
-    folder = path.parent if is_file else path
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise ConfigError(f"{folder}: not writable ({error.strerror or error})") from None
+def check_choice(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
+    """``value`` when it is one of ``choices`` (exactly, case included) or None; else a ConfigError
+    listing the valid values (a filter with a typo must not print an empty table)."""
+    if value is not None and value not in choices:
+        raise ConfigError(f"{option} {value!r}: expected one of {', '.join(choices)}")
+    return value
 
 
 def parse_options(

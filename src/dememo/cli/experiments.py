@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from dememo.cli.common import Artifacts, DataRoot, Device, app, console
+from dememo.cli.common import Artifacts, DataRoot, Device, app, check_choice, check_writable, console
 from dememo.experiments import SCALES, Spec, load_spec, reproduce, spec_names
 from dememo.experiments.report import write_markdown, write_report
 from dememo.experiments.reproduce import stored_entries
-from dememo.experiments.results import ResultsDB, write_csv
+from dememo.experiments.results import STATUSES, ResultsDB, write_csv
 from dememo.experiments.stages import StageContext
 from dememo.experiments.views import ViewInput, table_markdown
 from dememo.experiments.views.lifecycle import lifecycle_summary
@@ -47,6 +47,8 @@ def reproduce_command(
         return
     loaded = load_spec(spec)
     loaded.settings(scale)
+    check_writable(results, what="--results")
+    check_writable(artifact_root(artifacts), what="--artifacts")
     context = StageContext(artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None,
                            device, gpus_per_stage)  # fmt: skip
     run_spec(loaded, scale, results, context, backend, {"address": address, "num_cpus": num_cpus}, report)
@@ -91,6 +93,9 @@ def results_command(
     csv: Annotated[Path | None, typer.Option(help="Write the rows as CSV here.")] = None,
 ) -> None:
     """List recorded results (one row per stage and metric), filtered; optionally as CSV."""
+    check_choice(status, STATUSES, "--status")
+    if csv is not None:
+        check_writable(csv, is_file=True, what="--csv")
     db = ResultsDB.in_directory(results, create=False)
     try:
         rows = db.rows(spec=spec, scale=scale, kind=kind, status=status, metric=metric)
@@ -117,6 +122,12 @@ def report_command(
     ] = None,
 ) -> None:
     """Write one self-contained HTML report: the paper's tables with this run's values beside them."""
+    for option, path in (
+        ("--out", out if out is not None else results / "report.html"),
+        ("--markdown", markdown),
+    ):
+        if path is not None:
+            check_writable(path, is_file=True, what=option)
     console.print(f"wrote {write_report(results, out)}")
     if markdown is not None:
         console.print(f"wrote {write_markdown(results, markdown)}")
@@ -135,6 +146,8 @@ def demo_command(
     bounds) -- ending with the HTML report."""
     spec = load_spec("lifecycle")
     spec.settings(scale)
+    check_writable(results, what="--results")
+    check_writable(artifact_root(artifacts), what="--artifacts")
     context = StageContext(
         artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None, device
     )

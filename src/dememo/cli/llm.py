@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from dememo.cli.common import Artifacts, Device, app, console
+from dememo.cli.common import Artifacts, Device, app, check_writable, console
+from dememo.errors import ConfigError
 from dememo.paths import artifact_root
 
 
@@ -34,13 +35,19 @@ def llm_study_command(
     from dememo.experiments.stages import StageContext
     from dememo.experiments.studies.llm import with_overrides
     from dememo.experiments.views.llm import export_llm
+    from dememo.lm.data import study_examples
 
     overrides: dict[str, object] = {"model": model, "lora_rank": lora_rank}
+    if data is not None and not data.is_file():
+        raise ConfigError(f"--data {data}: no such file (a labeled CSV or JSONL file)")
     if data is not None:
         overrides["corpus"] = str(data.resolve())
     if tasks is not None:
         overrides["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
     spec = with_overrides(load_spec("llm"), scale, **{k: v for k, v in overrides.items() if v is not None})
+    study_examples(spec.settings(scale).setup().data)  # the corpus and --tasks, before any stage
+    check_writable(out, what="--out")
+    check_writable(artifact_root(artifacts), what="--artifacts")
     context = StageContext(artifact_root(artifacts).resolve(), None, device)
     outcome = reproduce(spec, scale, out, context, log=lambda line: console.print(f"  {line}"))
     markdown, png = export_llm(out, spec, scale)

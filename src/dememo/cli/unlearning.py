@@ -12,7 +12,16 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from dememo.atomic import atomic_write_text
-from dememo.cli.common import Artifacts, DataRoot, Device, OptionPairs, app, console, parse_options
+from dememo.cli.common import (
+    Artifacts,
+    DataRoot,
+    Device,
+    OptionPairs,
+    app,
+    check_writable,
+    console,
+    parse_options,
+)
 from dememo.data import load_dataset
 from dememo.data.scenarios import Scenario
 from dememo.errors import ConfigError
@@ -27,6 +36,7 @@ from dememo.runtime import resolve_device
 from dememo.store import ArtifactStore
 from dememo.train import accuracy
 from dememo.unlearn import UNLEARNERS, unlearn_or_load
+from dememo.unlearn.base import check_sets, make_config
 from dememo.unlearn.jobs import parent_training_set
 from dememo.unlearn.settings import SCALES
 
@@ -67,12 +77,38 @@ def forget_indices(spec: str, labels: torch.Tensor, scenario: Scenario | None) -
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"--forget {spec!r}: not class=K, Du:K, Dc:K or an existing index file")
-    text = path.read_text()
+    return read_index_file(path)
+
+
+def read_index_file(path: Path) -> torch.Tensor:
+    """Sample indices from a file: a JSON list of integers, or integers separated by whitespace
+    or commas. Anything else (floats, booleans, nested lists, null, text that is not UTF-8) is
+    refused: a float is never truncated to an index."""
     try:
-        values = json.loads(text) if text.lstrip().startswith("[") else text.replace(",", " ").split()
-        return torch.tensor([int(v) for v in values], dtype=torch.int64)
-    except (ValueError, json.JSONDecodeError):
-        raise ConfigError(f"--forget {spec}: expected integer indices") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"--forget {path}: not a UTF-8 text file of indices ({error.reason} at byte "
+                          f"{error.start})") from None  # fmt: skip
+    except OSError as error:
+        raise ConfigError(f"--forget {path}: cannot read it ({error.strerror or error})") from None
+    if text.lstrip().startswith("["):
+        try:
+            values = json.loads(text)
+        except (ValueError, RecursionError) as error:
+            raise ConfigError(f"--forget {path}: not a valid JSON list ({error})") from None
+    else:
+        values = text.replace(",", " ").split()
+    indices = []
+    for value in values:
+        if isinstance(value, str) and value.lstrip("+-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"--forget {path}: indices must be integers, got {json.dumps(value)[:40]}")
+        indices.append(value)
+    try:
+        return torch.tensor(indices, dtype=torch.int64)
+    except (OverflowError, RuntimeError, ValueError):
+        raise ConfigError(f"--forget {path}: an index does not fit a 64-bit integer") from None
 
 
 @app.command("unlearn")
@@ -101,6 +137,9 @@ def unlearn_command(
                           f"dememo.unlearn.{method} from Python (see 'dememo unlearn --list')")  # fmt: skip
     if model_artifact is None or forget is None:
         raise ConfigError("unlearn: give METHOD, MODEL_ARTIFACT and --forget")
+    options = parse_options(option or [], default_method=method, methods=[method]).get(method, {})
+    make_config(method, **options)  # a bad option is refused before the data is read
+    check_writable(artifact_root(artifacts), what="--artifacts")
     store = ArtifactStore(artifact_root(artifacts))
     parent = ArtifactStore.load_path(model_artifact)
     config = stored_config(parent)
@@ -110,7 +149,7 @@ def unlearn_command(
     train_set, scenario = parent_training_set(parent, data, store)
     forget_index = forget_indices(forget, train_set.labels, scenario)
     retain_index = torch.nonzero(~torch.isin(torch.arange(len(train_set)), forget_index)).flatten()
-    options = parse_options(option or [], default_method=method).get(method, {})
+    check_sets(train_set, forget_index, retain_index, method)
     run_device = resolve_device(device)
     result = unlearn_or_load(
         method,
@@ -218,11 +257,15 @@ def interplay_command(
         "mia": {} if mia else None, "scale_values": scale_values,
     }  # fmt: skip
     spec = command_spec(settings)
+    check_writable(results, what="--results")
+    check_writable(artifact_root(artifacts), what="--artifacts")
+    if out is not None:
+        check_writable(out, is_file=True, what="--out")
     context = StageContext(
         artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None, device
     )
     outcome = reproduce(spec, CUSTOM, results, context, log=lambda line: console.print(f"  {line}"))
-    db = ResultsDB.in_directory(results)
+    db = ResultsDB.in_directory(results, create=False)
     try:
         entries = stored_entries(db, spec.name, CUSTOM)
     finally:

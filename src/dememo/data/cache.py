@@ -14,11 +14,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as tensor_bytes
 
 from dememo.atomic import atomic_directory, directory_lock
 from dememo.data.imageset import Dataset, ImageSet
 from dememo.errors import DememoError
+from dememo.paths import check_writable
 
 CACHE_FORMAT = 2
 META = "meta.json"
@@ -50,6 +52,7 @@ def cached_dataset(cache_dir: Path, name: str, sources: list[Path], build: Calla
             print(f"dememo: cache entry {entry} is damaged ({error}); rebuilding it", file=sys.stderr)
             with directory_lock(entry):
                 shutil.rmtree(entry, ignore_errors=True)
+    check_writable(cache_dir, what="dataset cache (DEMEMO_CACHE)")  # before decoding, not after
     dataset = build()
     with atomic_directory(entry, keep_existing=lambda path: (path / META).is_file()) as tmp:
         tensors = {}
@@ -57,7 +60,7 @@ def cached_dataset(cache_dir: Path, name: str, sources: list[Path], build: Calla
             part = dataset.split(split)
             tensors[f"{split}_images"] = part.images.contiguous()
             tensors[f"{split}_labels"] = part.labels.contiguous()
-        save_file(tensors, tmp / TENSORS)
+        (tmp / TENSORS).write_bytes(tensor_bytes(tensors))  # a full disk is an OSError (save_file: not)
         meta = {
             "format": CACHE_FORMAT,
             "name": dataset.name,

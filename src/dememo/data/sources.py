@@ -31,14 +31,15 @@ class DatasetSpec:
     name: str
     description: str
     load: Callable[[Path, bool], Dataset]
+    num_classes: int | None = None  # known without decoding (None: read from the data, e.g. imagefolder)
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
-def _register(name: str, description: str):
+def _register(name: str, description: str, num_classes: int | None = None):
     def add(load: Callable[[Path, bool], Dataset]) -> Callable[[Path, bool], Dataset]:
-        DATASETS.register(name)(DatasetSpec(name, description, load))
+        DATASETS.register(name)(DatasetSpec(name, description, load, num_classes))
         return load
 
     return add
@@ -70,7 +71,7 @@ def _missing(name: str, root: Path, looked: list[Path], hint: str) -> DataError:
     return DataError(f"{name}: no data found under data root {root} (looked for {places}). {hint}")
 
 
-@_register("digits", "scikit-learn's 8x8 handwritten digits (1797 images, ships with sklearn)")
+@_register("digits", "scikit-learn's 8x8 handwritten digits (1797 images, ships with sklearn)", 10)
 def _digits(root: Path, download: bool) -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -105,7 +106,7 @@ def _cifar_folder_or_archive(root: Path, stem: str) -> Path | None:
     return None
 
 
-@_register("cifar10", "CIFAR-10: torchvision's cifar-10-batches-py, or an image folder/.tar.gz")
+@_register("cifar10", "CIFAR-10: torchvision's cifar-10-batches-py, or an image folder/.tar.gz", 10)
 def _cifar10(root: Path, download: bool) -> Dataset:
     batches = root / "cifar-10-batches-py"
     if not batches.is_dir():
@@ -136,7 +137,7 @@ def _cifar10(root: Path, download: bool) -> Dataset:
     return cached_dataset(_cache_dir(), "cifar10", [batches], build)
 
 
-@_register("cifar100", "CIFAR-100 (fine labels) from torchvision's cifar-100-python")
+@_register("cifar100", "CIFAR-100 (fine labels) from torchvision's cifar-100-python", 100)
 def _cifar100(root: Path, download: bool) -> Dataset:
     folder = root / "cifar-100-python"
     if not folder.is_dir():
@@ -160,7 +161,7 @@ def _cifar100(root: Path, download: bool) -> Dataset:
     return cached_dataset(_cache_dir(), "cifar100", [folder], build)
 
 
-@_register("fashion-mnist", "Fashion-MNIST from the IDX .gz files (Debian: dataset-fashion-mnist)")
+@_register("fashion-mnist", "Fashion-MNIST from the IDX .gz files (Debian: dataset-fashion-mnist)", 10)
 def _fashion(root: Path, download: bool) -> Dataset:
     candidates = [root / "fashion-mnist", root / "FashionMNIST" / "raw", FASHION_SYSTEM_DIR]
     names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",

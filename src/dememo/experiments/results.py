@@ -11,26 +11,30 @@ the new one; a 'running' row left by a killed process is simply run again.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from dememo.atomic import atomic_write_text
-from dememo.errors import ConfigError
+from dememo.atomic import atomic_write_text, storage_errors
+from dememo.errors import ConfigError, StorageError
 from dememo.experiments.stages import Stage, StageOutput
 from dememo.store import versions
 
 DB_NAME = "results.sqlite"
 SCHEMA_VERSION = 1
+STATUSES = ("done", "failed", "running")  # a run's status (the CHECK of the runs table)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +59,18 @@ CREATE TABLE IF NOT EXISTS reproductions (
 """
 
 
+# what a results database must hold: its tables and their columns (from SCHEMA)
+EXPECTED = {
+    "meta": {"key", "value"},
+    "runs": {"key", "kind", "label", "config", "inputs", "status", "error", "artifact", "started", "finished",
+             "seconds", "device", "host", "pid", "versions", "precision"},
+    "metrics": {"run", "name", "split", "value"},
+    "plan": {"spec", "scale", "key", "labels"},
+    "reproductions": {"spec", "scale", "definition", "backend", "started", "finished", "status"},
+}  # fmt: skip
+OPTIONAL_COLUMNS = {"runs": {"precision"}}  # added on open to databases written before it existed
+
+
 @dataclass(frozen=True)
 class RunRecord:
     key: str
@@ -69,18 +85,29 @@ class RunRecord:
 
 
 class ResultsDB:
-    """The results database of one directory (created on first use)."""
+    """The results database of one directory.
+
+    ``create=True`` (the writers: reproduce, interplay, demo) opens it read-write and creates it
+    when missing, atomically: the schema is built in a temporary file in the same folder and
+    linked into place, so a full disk never leaves a half-made database behind.
+    ``create=False`` (the readers: results, report, views) opens an existing one read-only
+    (``mode=ro``): reading never writes to it and works in a read-only folder.
+    Either way a damaged database (a table or column dropped) is refused with one line.
+    """
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
+        self.read_only = not create and self.path != Path(":memory:")
         if self.path != Path(":memory:"):
             if not create and not self.path.is_file():
                 raise ConfigError(f"{self.path}: no results database here (run 'dememo reproduce' first)")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            if create and (not self.path.exists() or self._half_created()):
+                self._create()
+        self.db = self._connect()
         self._check_version()
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA synchronous = FULL")
+        if not self.read_only:
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA synchronous = FULL")
 
     @classmethod
     def in_directory(cls, directory: str | Path, *, create: bool = True) -> ResultsDB:
@@ -90,28 +117,101 @@ class ResultsDB:
     def in_memory(cls) -> ResultsDB:
         return cls(":memory:")
 
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if self.read_only:
+                uri = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+                return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            return sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        except sqlite3.Error as error:
+            raise ConfigError(f"{self.path}: cannot open the results database ({error})") from None
+
+    def _half_created(self) -> bool:
+        """True for an empty file: a database whose creation stopped before its schema was written
+        (by a dememo that created it in place); it holds nothing and is made again."""
+        return self.path.is_file() and self.path.stat().st_size == 0
+
+    def _create(self) -> None:
+        """Create the database atomically: schema in a temporary sibling, then linked into place
+        (a concurrent creator's finished database is kept)."""
+        folder = self.path.parent
+        with storage_errors(self.path):
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            os.close(fd)
+            tmp = Path(name)
+            try:
+                db = sqlite3.connect(str(tmp), isolation_level=None)
+                try:
+                    db.executescript(SCHEMA)
+                    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    db.execute("INSERT INTO meta VALUES ('created_by', ?)", (json.dumps(versions()),))
+                finally:
+                    db.close()
+                os.chmod(tmp, 0o644)
+                if self._half_created():
+                    os.replace(tmp, self.path)
+                else:
+                    with contextlib.suppress(FileExistsError):
+                        os.link(tmp, self.path)  # fails when another process created it first
+            except sqlite3.OperationalError as error:
+                raise StorageError(f"{self.path}: cannot create the results database ({error})") from None
+            finally:
+                tmp.unlink(missing_ok=True)
+
     def _check_version(self) -> None:
         try:
             rows = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
             tables = {row[0] for row in rows}
         except sqlite3.DatabaseError as error:
             raise ConfigError(f"{self.path}: not a dememo results database ({error})") from None
-        if tables and "meta" not in tables:
+        if not tables and self.path == Path(":memory:"):
+            self.db.executescript(SCHEMA)
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            return
+        if "meta" not in tables:
             raise ConfigError(f"{self.path}: not a dememo results database (it has no meta table)")
-        if "meta" in tables:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            found = row[0] if row else "none"
-            if found != str(SCHEMA_VERSION):
-                raise ConfigError(
-                    f"{self.path}: results written with schema version {found}, this dememo reads version "
-                    f"{SCHEMA_VERSION}; use a new results directory (or the dememo version that wrote it)"
-                )
-        self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
-        if "precision" not in columns:  # results written before the column existed stay readable
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        found = row[0] if row else "none"
+        if found == "none" and not self.read_only and self._holds_nothing(tables):
+            # a creation in place (older dememo) stopped before the version was written: finish it
+            self.db.executescript(SCHEMA)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            found, tables = str(SCHEMA_VERSION), set(EXPECTED)
+        if found != str(SCHEMA_VERSION):
+            raise ConfigError(
+                f"{self.path}: results written with schema version {found}, this dememo reads version "
+                f"{SCHEMA_VERSION}; use a new results directory (or the dememo version that wrote it)"
+            )
+        self._check_tables(tables)
+        if "precision" not in self._columns("runs") and not self.read_only:
+            # results written before the column existed stay readable (read-only: selected as NULL)
             self.db.execute("ALTER TABLE runs ADD COLUMN precision TEXT")
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('created_by', ?)", (json.dumps(versions()),))
+
+    def _holds_nothing(self, tables: set[str]) -> bool:
+        return all(self.db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0 for t in tables)
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _check_tables(self, tables: set[str]) -> None:
+        """Every table and column of the schema is there (``runs.precision`` may be missing in
+        databases written before it existed); anything less is a damaged database, never
+        silently re-created empty or read as 'no results'."""
+        missing = [t for t in EXPECTED if t not in tables]
+        if missing:
+            raise ConfigError(f"{self.path}: damaged results database: table(s) {', '.join(missing)} "
+                              f"missing; restore it from a copy or use a new results directory")  # fmt: skip
+        for table, columns in EXPECTED.items():
+            lost = sorted(columns - self._columns(table) - OPTIONAL_COLUMNS.get(table, set()))
+            if lost:
+                raise ConfigError(f"{self.path}: damaged results database: table {table} lacks column(s) "
+                                  f"{', '.join(lost)}; restore it from a copy or use a new results "
+                                  f"directory")  # fmt: skip
+
+    @property
+    def _precision(self) -> str:
+        return "r.precision" if "precision" in self._columns("runs") else "NULL"
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -211,8 +311,8 @@ class ResultsDB:
 
     def runs(self, keys: list[str] | None = None) -> list[RunRecord]:
         rows = self.db.execute(
-            "SELECT key, kind, label, status, error, artifact, seconds, device, precision FROM runs "
-            "ORDER BY started"
+            "SELECT key, kind, label, status, error, artifact, seconds, device, "
+            f"{self._precision} FROM runs r ORDER BY started"
         ).fetchall()
         records = [RunRecord(*row) for row in rows]
         return records if keys is None else [r for r in records if r.key in set(keys)]
@@ -220,9 +320,9 @@ class ResultsDB:
     def rows(self, spec: str | None = None, scale: str | None = None, kind: str | None = None,
              status: str | None = None, metric: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
         """One row per (spec, scale, run, metric), filtered; runs without metrics appear once."""
-        query = """
+        query = f"""
             SELECT p.spec, p.scale, r.kind, r.label, r.key, r.status, m.name, m.split, m.value,
-                   r.seconds, r.device, r.precision, r.error
+                   r.seconds, r.device, {self._precision}, r.error
             FROM plan p JOIN runs r ON r.key = p.key LEFT JOIN metrics m ON m.run = r.key
             WHERE (:spec IS NULL OR p.spec = :spec) AND (:scale IS NULL OR p.scale = :scale)
               AND (:kind IS NULL OR r.kind = :kind) AND (:status IS NULL OR r.status = :status)

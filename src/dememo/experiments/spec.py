@@ -147,4 +147,13 @@ def load_spec(name_or_path: str) -> Spec:
             raise ConfigError(f"unknown spec {name_or_path!r}; shipped: {', '.join(spec_names())}")
     elif not path.is_file():
         raise ConfigError(f"spec file {path} does not exist")
-    return parse_spec(path.read_text(), path.name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        reason = f"{error.reason} at byte {error.start}"
+        raise ConfigError(f"spec file {path}: not a UTF-8 YAML text ({reason})") from None
+    except OSError as error:
+        raise ConfigError(f"spec file {path}: cannot read it ({error.strerror or error})") from None
+    if "\0" in text:
+        raise ConfigError(f"spec file {path}: a binary file, not YAML text")
+    return parse_spec(text, path.name)

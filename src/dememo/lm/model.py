@@ -56,6 +56,18 @@ def tiny_shape(source: str) -> tuple[int, int]:
     return hidden, layers
 
 
+def check_source(source: str) -> str:
+    """``source`` when it names a model ``load_lm`` can try: smollm2-135m, tiny:HxL (shape checked)
+    or an existing folder; a ConfigError otherwise (checked before any stage runs, cheaply:
+    nothing is imported or loaded)."""
+    if source.startswith(TINY_PREFIX):
+        tiny_shape(source)
+    elif source != SMOLLM2 and not Path(source).expanduser().is_dir():
+        raise ConfigError(f"model {source!r}: not {SMOLLM2}, tiny:<hidden>x<layers> or an existing "
+                          f"Hugging Face model folder")  # fmt: skip
+    return source
+
+
 def word_tokenizer(texts: list[str]):
     """A word-level tokenizer over ``texts`` (plus the answers and special tokens)."""
     transformers = _transformers()

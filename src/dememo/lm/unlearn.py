@@ -22,12 +22,13 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from dememo.errors import ConfigError
 from dememo.lm.batches import answer_scores, batches, nll
 from dememo.lm.train import LMRecipe, finetune, run_epochs
+from dememo.options import SeedField, validate_options
 from dememo.registry import Registry
 
 
@@ -37,7 +38,7 @@ class LMUnlearnConfig(BaseModel):
     epochs: int = Field(1, ge=1)
     lr: float = Field(1e-4, gt=0)
     batch_size: int = Field(8, ge=1)
-    seed: int = 0
+    seed: SeedField = 0
 
 
 class NPOConfig(LMUnlearnConfig):
@@ -156,11 +157,7 @@ class NPO(LMUnlearner):
 def lm_unlearn_config(method: str, **options: object) -> LMUnlearnConfig:
     """The validated options of ``method`` (errors name the method and the bad option)."""
     cls = LM_UNLEARNERS.get(method)
-    try:
-        return cls.Config(**options)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{method}: invalid options ({problems})") from None
+    return validate_options(cls.Config, method, **options)
 
 
 def lm_unlearn(

@@ -6,10 +6,11 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from dememo.data.imageset import ImageSet
 from dememo.errors import ConfigError
+from dememo.options import SeedField, check_float32_range, validate_options
 from dememo.protect.perturbation import Perturbation
 from dememo.registry import Registry
 from dememo.runtime import Precision
@@ -24,7 +25,12 @@ class ProtectConfig(BaseModel):
     budget: float = 8 / 255  # l_inf bound in [0, 1] pixel units (unused by OPS)
     fraction: float = 1.0  # share of the eligible samples that get perturbed
     classes: tuple[int, ...] | None = None  # only samples of these classes (None: all)
-    seed: int = 0
+    seed: SeedField = 0
+
+    @model_validator(mode="after")
+    def _float32(self) -> ProtectConfig:
+        check_float32_range(self)
+        return self
 
 
 class Protector(ABC):
@@ -55,11 +61,7 @@ def register_protector(cls: type[Protector]) -> type[Protector]:
 def make_config(method: str, **options: object) -> ProtectConfig:
     """Validate ``options`` for ``method`` into its Config, with errors naming the option."""
     cls = PROTECTORS.get(method)
-    try:
-        config = cls.Config(**options)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{method}: invalid options ({problems})") from None
+    config = validate_options(cls.Config, method, **options)
     if not 0 < config.budget <= 1:
         raise ConfigError(
             f"{method}: budget must be in (0, 1] (pixel scale; 8/255 = 0.0314), got {config.budget}"

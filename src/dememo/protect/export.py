@@ -35,6 +35,7 @@ from dememo.atomic import atomic_directory
 from dememo.data.imageset import ImageSet
 from dememo.data.release import FORMAT, MANIFEST, sha256_bytes
 from dememo.errors import ConfigError
+from dememo.paths import check_writable
 from dememo.progress import progress
 from dememo.protect.jobs import ProtectedData
 
@@ -105,6 +106,7 @@ def check_export_target(directory: Path, data_root: Path | None = None) -> Path:
             f"export: {directory} exists and is not a dememo release; choose a new folder "
             "(an earlier release in it would be replaced whole)"
         )
+    check_writable(directory.parent, what="--export: the folder of")  # the release is built beside it
     return directory
 
 

@@ -11,16 +11,17 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from dememo.errors import ConfigError, DataError
+from dememo.errors import DataError
+from dememo.options import SeedField, validate_options
 from dememo.registry import Registry
 
 
 class TextProtectConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seed: int = 0
+    seed: SeedField = 0
 
 
 @dataclass
@@ -53,11 +54,7 @@ def register_text_protector(cls: type[TextProtector]) -> type[TextProtector]:
 def protect_text(method: str, texts: list[str], labels: list[int], **options: object) -> ProtectedText:
     """Validate ``options`` for ``method`` and protect ``texts``."""
     cls = TEXT_PROTECTORS.get(method)
-    try:
-        config = cls.Config(**options)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{method}: invalid options ({problems})") from None
+    config = validate_options(cls.Config, method, **options)
     if len(texts) != len(labels):
         raise DataError(f"{method}: {len(texts)} texts but {len(labels)} labels")
     if not texts:

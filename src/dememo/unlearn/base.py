@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from dememo.data.augment import Augment
 from dememo.data.imageset import ImageSet
 from dememo.errors import ConfigError
+from dememo.options import SeedField, check_float32_range, validate_options
 from dememo.registry import Registry
 from dememo.runtime import Precision
 
@@ -24,8 +25,13 @@ class UnlearnConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    seed: int = 0
+    seed: SeedField = 0
     batch_size: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _float32(self) -> UnlearnConfig:
+        check_float32_range(self)
+        return self
 
 
 class AugmentingConfig(UnlearnConfig):
@@ -94,7 +100,9 @@ class Unlearner(ABC):
     Subclasses set ``name``, ``description``, ``Config`` and ``scale_option`` (the
     option that the paper's small/large scale sets: a learning rate or alpha);
     ``single_model`` is False for methods whose model is not one network (SISA's
-    ensemble), which the artifact jobs and the CLI do not run.
+    ensemble), which the artifact jobs and the CLI do not run; ``trains_on_retain``
+    is True for methods that learn from the retain set (``check_sets`` refuses an
+    empty one for them: FT would return the parent untouched as "unlearned").
     """
 
     name: ClassVar[str]
@@ -102,6 +110,7 @@ class Unlearner(ABC):
     Config: ClassVar[type[UnlearnConfig]] = UnlearnConfig
     scale_option: ClassVar[str | None] = None
     single_model: ClassVar[bool] = True
+    trains_on_retain: ClassVar[bool] = False  # an empty retain set leaves it nothing to do
 
     def __init__(self, config: UnlearnConfig, device: torch.device, precision: Precision = "fp32") -> None:
         self.config = config
@@ -123,23 +132,41 @@ def register_unlearner(cls: type[Unlearner]) -> type[Unlearner]:
 def make_config(method: str, **options: object) -> UnlearnConfig:
     """Validate ``options`` into ``method``'s Config, with errors naming the option."""
     cls = UNLEARNERS.get(method)
-    try:
-        config = cls.Config(**options)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{method}: invalid options ({problems})") from None
+    config = validate_options(cls.Config, method, **options)
     check = getattr(config, "check", None)
     if check is not None:
         check()
     return config
 
 
-def check_sets(data: ImageSet, forget: object, retain: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted int64 index tensors; refuses an empty forget set, indices outside ``data``,
-    duplicates and a forget set that overlaps the retain set."""
+def index_tensor(value: object, name: str) -> torch.Tensor:
+    """``value`` (a tensor, array or sequence of integers) as a flat int64 tensor; floats and
+    booleans are refused, never truncated (``[1.5, 2.7]`` is not samples 1 and 2)."""
+    if isinstance(value, torch.Tensor):
+        tensor = value
+    else:
+        items = list(value) if isinstance(value, list | tuple | range) else None
+        if items is not None and any(isinstance(v, bool) or not isinstance(v, int) for v in items):
+            bad = next(v for v in items if isinstance(v, bool) or not isinstance(v, int))
+            raise ConfigError(f"{name} set: indices must be integers, got {bad!r}")
+        try:
+            tensor = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            raise ConfigError(f"{name} set: indices must be integers ({error})") from None
+    if tensor.numel() and (tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex()):
+        raise ConfigError(f"{name} set: indices must be integers, got a {tensor.dtype} tensor")
+    return tensor.to(torch.int64).flatten()
+
+
+def check_sets(
+    data: ImageSet, forget: object, retain: object, method: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted int64 index tensors; refuses non-integer indices, an empty forget set, indices
+    outside ``data``, duplicates, a forget set that overlaps the retain set and, for a
+    ``method`` that trains on the retain set, an empty retain set."""
     checked = []
     for name, value in (("forget", forget), ("retain", retain)):
-        index = torch.as_tensor(value, dtype=torch.int64).flatten()
+        index = index_tensor(value, name)
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(data)):
             raise ConfigError(f"{name} set: indices must lie in [0, {len(data) - 1}] ({data.name})")
         unique = torch.unique(index)
@@ -152,6 +179,10 @@ def check_sets(data: ImageSet, forget: object, retain: object) -> tuple[torch.Te
     overlap = int(torch.isin(forget_index, retain_index).sum())
     if overlap:
         raise ConfigError(f"forget and retain sets overlap in {overlap} samples")
+    if method is not None and len(retain_index) == 0 and UNLEARNERS.get(method).trains_on_retain:
+        raise ConfigError(f"{method}: the retain set is empty ({len(forget_index)} of {len(data)} samples "
+                          f"to forget); {method} trains on the retain set, so there is nothing to unlearn "
+                          f"with")  # fmt: skip
     return forget_index, retain_index
 
 
@@ -171,7 +202,7 @@ def unlearn(
     Returns a copy of the model, unlearned and on the CPU, and a record of the work.
     """
     config = make_config(method, **options)
-    forget_index, retain_index = check_sets(data, forget, retain)
+    forget_index, retain_index = check_sets(data, forget, retain, method)
     unlearner = UNLEARNERS.get(method)(config, torch.device(device), precision)
     model = copy.deepcopy(model)
     started = time.perf_counter()

@@ -13,6 +13,8 @@ batches during the noisy steps (train mode), and the guarantee does not cover th
 
 from __future__ import annotations
 
+import math
+
 import torch
 from pydantic import Field
 from torch import nn
@@ -40,6 +42,14 @@ class CertifiedConfig(UnlearnConfig):
         check_privacy(self.epsilon, self.zeta)
         if self.steps is not None and self.sigma is not None:
             raise ConfigError("certified: give at most one of steps (T) and sigma; Eq. 15 sets the other")
+        try:  # the schedule now, not after the fine-tuning: e.g. epsilon 1e-300 squares to 0
+            steps, sigma = self.schedule()
+        except (ZeroDivisionError, OverflowError, ValueError):
+            steps, sigma = 0, math.inf
+        if not (math.isfinite(sigma) and sigma > 0 and 1 <= steps < 2**63):
+            raise ConfigError(f"certified: epsilon {self.epsilon:g}, zeta {self.zeta:g}, C0 {self.c0:g}, "
+                              f"C1 {self.c1:g}, gamma {self.gamma:g} give no usable noise schedule "
+                              f"(T {steps}, sigma {sigma:g}); use a larger epsilon")  # fmt: skip
 
     def accountant(self) -> CertifiedAccountant:
         return CertifiedAccountant(self.c0, self.c1, self.gamma)
@@ -63,6 +73,7 @@ class CertifiedFineTune(Unlearner):
     name = "certified"
     description = "certified noisy fine-tuning with (epsilon, zeta) from Eq. 15 (Koloskova et al. 2025)"
     Config = CertifiedConfig
+    trains_on_retain = True
 
     def run(self, model: nn.Module, data: ImageSet, forget: torch.Tensor, retain: torch.Tensor) -> Work:
         if len(retain) == 0:

@@ -36,6 +36,7 @@ class FineTune(Unlearner):
     description = "fine-tune on the retain set (10 epochs; the scale is the learning rate)"
     Config = FineTuneConfig
     scale_option = "lr"
+    trains_on_retain = True
 
     def run(self, model: nn.Module, data: ImageSet, forget: torch.Tensor, retain: torch.Tensor) -> Work:
         c = self.config

@@ -296,6 +296,7 @@ class Influence(Unlearner):
     description = "one WoodFisher influence step that removes the forget set (the scale is alpha)"
     Config = InfluenceConfig
     scale_option = "alpha"
+    trains_on_retain = True
 
     def run(self, model: nn.Module, data: ImageSet, forget: torch.Tensor, retain: torch.Tensor) -> Work:
         if len(retain) == 0:

@@ -126,7 +126,7 @@ def unlearn_or_load(
         options.setdefault("architecture", parent_config.model)
     if issubclass(UNLEARNERS.get(method).Config, AugmentingConfig) and options.get("augment", True) is True:
         options["augment"] = parent_config.recipe.augment
-    forget_index, retain_index = check_sets(data, forget, retain)
+    forget_index, retain_index = check_sets(data, forget, retain, method)
     job = unlearn_job_config(parent, method, forget_index, retain_index, precision, data, **options)
     stored = store.load(UNLEARNED_KIND, job)
     if stored is not None:

@@ -31,6 +31,7 @@ class Retrain(Unlearner):
         "retrain a freshly initialized model on the retain set with the parent's recipe (the baseline)"
     )
     Config = RetrainConfig
+    trains_on_retain = True
 
     def run(self, model: nn.Module, data: ImageSet, forget: torch.Tensor, retain: torch.Tensor) -> Work:
         c = self.config

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dememo.data.scenarios import ScenarioSettings
+from dememo.data.sources import DATASETS
 from dememo.experiments.stages import Stage
 from dememo.experiments.stages.audit import audit_stage
 from dememo.experiments.stages.protect import protect_stage
@@ -84,6 +85,11 @@ class InterplaySettings(BaseModel):
                 raise ValueError("audit options take no target_class: the study sets it per target")
         if self.certify_runs and self.certify is None:
             raise ValueError("certify_runs (Theorem 2) needs a certify block")
+        count = DATASETS.get(self.victim.dataset).num_classes if self.victim.dataset in DATASETS else None
+        outside = sorted(c for c in self.classes if c < 0 or (count is not None and c >= count))
+        if outside:
+            valid = f"0-{count - 1}" if count is not None else ">= 0"
+            raise ValueError(f"classes {outside} are not classes of {self.victim.dataset} (valid: {valid})")
         unplanned = set(self.recover_classes or ()) - set(self.classes)
         if unplanned:
             raise ValueError(f"recover_classes {sorted(unplanned)} are not in classes {self.classes}")

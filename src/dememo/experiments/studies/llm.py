@@ -21,6 +21,7 @@ from dememo.experiments.stages.lm_unlearn import lm_unlearn_stage
 from dememo.experiments.studies.base import Planned, Study, register_study
 from dememo.lm.data import LMData
 from dememo.lm.jobs import LMSetup, RecoveryConfig
+from dememo.lm.model import check_source
 from dememo.lm.train import LMRecipe
 from dememo.lm.unlearn import LM_UNLEARNERS
 
@@ -40,6 +41,14 @@ class LLMSettings(LMData):
     recovery: LMRecipe
     attacked: tuple[str, ...] = ("ga", "npo", "ft", "rt")
     notes: str = ""
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        try:
+            return check_source(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
 
     @field_validator("unlearn")
     @classmethod
