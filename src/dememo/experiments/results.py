@@ -170,19 +170,33 @@ class ResultsDB:
             return None
         return StageOutput(row[0], self.metrics(key))
 
-    def start(self, stage: Stage, device: str) -> None:
+    def start(self, stage: Stage, device: str, started: float | None = None) -> None:
+        """Record ``stage`` as 'running' (called when it actually starts, not when queued)."""
         with self._transaction() as db:
-            db.execute("DELETE FROM runs WHERE key = ?", (stage.key,))
-            db.execute(
-                "INSERT INTO runs (key, kind, label, config, inputs, status, started, device, host, pid, "
-                "versions) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (stage.key, stage.kind, stage.label, json.dumps(stage.config, sort_keys=True),
-                 json.dumps(stage.inputs, sort_keys=True), time.time(), device, socket.gethostname(),
-                 os.getpid(), json.dumps(versions())),
-            )  # fmt: skip
+            self._insert_running(db, stage, device, time.time() if started is None else started)
 
-    def finish(self, key: str, output: StageOutput) -> None:
+    @staticmethod
+    def _insert_running(db: sqlite3.Connection, stage: Stage, device: str, started: float) -> None:
+        db.execute("DELETE FROM runs WHERE key = ?", (stage.key,))
+        db.execute(
+            "INSERT INTO runs (key, kind, label, config, inputs, status, started, device, host, pid, "
+            "versions) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            (stage.key, stage.kind, stage.label, json.dumps(stage.config, sort_keys=True),
+             json.dumps(stage.inputs, sort_keys=True), started, device, socket.gethostname(),
+             os.getpid(), json.dumps(versions())),
+        )  # fmt: skip
+
+    def _ensure_row(self, db: sqlite3.Connection, key: str, stage: Stage | None, device: str,
+                    seconds: float | None) -> None:  # fmt: skip
+        """A stage whose backend never reported its start (Ray) gets its row now, started
+        ``seconds`` ago (its own run time) or now."""
+        if stage is None or db.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone():
+            return
+        self._insert_running(db, stage, device, time.time() - (seconds or 0.0))
+
+    def finish(self, key: str, output: StageOutput, stage: Stage | None = None) -> None:
         with self._transaction() as db:
+            self._ensure_row(db, key, stage, output.device or "", output.seconds)
             now = time.time()
             db.execute(
                 "UPDATE runs SET status = 'done', error = NULL, artifact = ?, finished = ?, "
@@ -196,8 +210,9 @@ class ResultsDB:
                 [(key, name, split, float(value)) for (name, split), value in output.metrics.items()],
             )
 
-    def fail(self, key: str, error: str) -> None:
+    def fail(self, key: str, error: str, stage: Stage | None = None, device: str = "") -> None:
         with self._transaction() as db:
+            self._ensure_row(db, key, stage, device, None)
             now = time.time()
             db.execute(
                 "UPDATE runs SET status = 'failed', error = ?, finished = ?, seconds = ? - started "
