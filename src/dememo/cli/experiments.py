@@ -11,7 +11,7 @@ from rich.table import Table
 from dememo.cli.common import Artifacts, DataRoot, Device, app, console
 from dememo.experiments import SCALES, Spec, load_spec, reproduce, spec_names
 from dememo.experiments.report import write_markdown, write_report
-from dememo.experiments.reproduce import stored_entries
+from dememo.experiments.reproduce import stored_entries, unreached_radii
 from dememo.experiments.results import ResultsDB, write_csv
 from dememo.experiments.stages import StageContext
 from dememo.experiments.views import ViewInput, table_markdown
@@ -73,6 +73,11 @@ def run_spec(
                             log=lambda line: bar.console.print(f"  {line}"), progress=progress)  # fmt: skip
     ran, reused, failed = len(outcome.ran), len(outcome.reused), len(outcome.failed)
     console.print(f"{ran} stages run, {reused} reused, {failed} failed; results in {results}", soft_wrap=True)
+    unreached = unreached_radii(outcome)
+    if unreached:
+        console.print(f"warning: the recovery attack did not reach its radius (its epochs/lr, not eta, "
+                      f"bounded it) in {len(unreached)} stage(s): {', '.join(unreached)}", soft_wrap=True,
+                      markup=False, highlight=False)  # fmt: skip
     path = write_report(results) if report else None
     if path is not None:
         console.print(f"report: {path}", soft_wrap=True)

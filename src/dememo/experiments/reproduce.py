@@ -78,6 +78,25 @@ def reproduce(
     return outcome
 
 
+def unreached_radii(outcome: GraphOutcome) -> list[str]:
+    """'<stage label> (eta 0.8: distance 0.14; ...)' for every recover audit of ``outcome``
+    whose attack did not reach its radius at some eta > 0 (metric ``radius_reached`` 0): its
+    budget, not eta, bounded it, so the spec's recovery says nothing about depth there."""
+    flagged = []
+    for key, output in outcome.outputs.items():
+        misses = []
+        for (name, split), value in sorted(output.metrics.items()):
+            if not name.startswith("radius_reached") or value or not split.startswith("eta="):
+                continue
+            model = name.partition("/")[2] or ""
+            distance = output.metrics.get((name.replace("radius_reached", "distance"), split))
+            shown = "?" if distance is None else f"{distance:.2g}"
+            misses.append(f"{model + ' ' if model else ''}{split}: distance {shown}")
+        if misses:
+            flagged.append(f"{outcome.stages[key].label} ({'; '.join(misses)})")
+    return flagged
+
+
 def stored_entries(db: ResultsDB, spec: str, scale: str) -> list[Entry]:
     """Entries of a recorded reproduction, from the database alone."""
     failures = {r.key: r.error for r in db.runs() if r.status == "failed"}

@@ -159,7 +159,8 @@ def lifecycle_recovery(view: ViewInput) -> FigureView:
         axes.set_xlabel("eta (l2 bound on the weight shift)")
         axes.set_ylabel("class test accuracy after recovery (%)")
         axes.set_ylim(0, 100)
-        axes.legend(fontsize=7)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
     caption = (
         "Solid: accuracy on the forgotten class's test images after the recovery attack (projected SGD "
         "on 10% of that class's clean training images); dotted: the other classes' accuracy; hollow: "
