@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from dememo.cli.common import Artifacts, DataRoot, Device, app, console
 from dememo.experiments import SCALES, Spec, load_spec, reproduce, spec_names
 from dememo.experiments.report import write_markdown, write_report
 from dememo.experiments.reproduce import stored_entries, unreached_radii
-from dememo.experiments.results import ResultsDB, write_csv
+from dememo.experiments.results import ResultsDB, export_rows, write_csv
 from dememo.experiments.stages import StageContext
 from dememo.experiments.views import ViewInput, table_markdown
 from dememo.experiments.views.lifecycle import lifecycle_summary
@@ -93,17 +94,33 @@ def results_command(
     kind: Annotated[str | None, typer.Option(help="Only this stage kind (protect, train, ...).")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status: done, failed, running.")] = None,
     metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
-    csv: Annotated[Path | None, typer.Option(help="Write the rows as CSV here.")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the rows as CSV here ('-': standard output): one "
+            "unit per metric, label columns, abstentions as rows."
+        ),
+    ] = None,
 ) -> None:
-    """List recorded results (one row per stage and metric), filtered; optionally as CSV."""
+    """List recorded results (one row per stage and metric), filtered; optionally as CSV (also
+    when standard output is not a terminal, so a pipe gets every column)."""
     db = ResultsDB.in_directory(results, create=False)
     try:
-        rows = db.rows(spec=spec, scale=scale, kind=kind, status=status, metric=metric)
+        filters = {"spec": spec, "scale": scale, "kind": kind, "status": status, "metric": metric}
+        rows = (
+            export_rows(db, **filters) if csv is not None or not sys.stdout.isatty() else db.rows(**filters)
+        )
     finally:
         db.close()
     if csv is not None:
+        if str(csv) == "-":
+            sys.stdout.write(write_csv(rows))
+            return
         write_csv(rows, csv)
         console.print(f"wrote {len(rows)} rows to {csv}")
+        return
+    if not sys.stdout.isatty():  # piped: the full width as CSV, not a table cut to 80 columns
+        sys.stdout.write(write_csv(rows))
         return
     table = Table("spec", "scale", "stage", "key", "status", "metric", "split", "value")
     for row in rows:

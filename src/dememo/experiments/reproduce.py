@@ -12,6 +12,7 @@ from typing import Any
 from dememo.errors import ConfigError
 from dememo.experiments.backends import BACKENDS
 from dememo.experiments.graph import GraphOutcome, Progress, run_graph
+from dememo.experiments.provenance import provenance
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
 from dememo.experiments.stages import StageContext
@@ -71,6 +72,7 @@ def reproduce(
         try:
             definition = spec.model_dump(mode="json")
             db.begin_reproduction(spec.name, scale, definition, backend, plan_labels(planned))
+            db.record_provenance(spec.name, scale, provenance())
             outcome, _ = run_planned(planned, db, context, backend, backend_options, log, progress)
             db.end_reproduction(spec.name, scale, "failed" if outcome.failed or outcome.blocked else "done")
         finally:
