@@ -16,7 +16,7 @@ from dememo.experiments.reproduce import stored_entries, unreached_radii
 from dememo.experiments.results import ResultsDB, export_rows, write_csv
 from dememo.experiments.stages import StageContext
 from dememo.experiments.views import ViewInput, table_markdown
-from dememo.experiments.views.lifecycle import lifecycle_summary
+from dememo.experiments.views.lifecycle import lifecycle_recovery_table, lifecycle_summary
 from dememo.paths import artifact_root
 from dememo.progress import make_progress
 
@@ -166,6 +166,7 @@ def demo_command(
         entries = stored_entries(db, spec.name, scale)
     finally:
         db.close()
-    summary = lifecycle_summary(ViewInput(spec, scale, spec.settings(scale), entries))
-    console.print(table_markdown(summary), markup=False, highlight=False, soft_wrap=True)
+    view = ViewInput(spec, scale, spec.settings(scale), entries)
+    for table in (lifecycle_summary(view), lifecycle_recovery_table(view)):  # the distance beside every eta
+        console.print(table_markdown(table), markup=False, highlight=False, soft_wrap=True)
     console.print(f"HTML report: {path}", soft_wrap=True)

@@ -131,6 +131,43 @@ def _certified(entry: Entry | None) -> tuple[str, str | None]:
     return f"[{show[0]}, {show[1]}]", split
 
 
+@VIEWS.register("lifecycle-recovery-table")
+def lifecycle_recovery_table(view: ViewInput) -> TableView:
+    """Recovered class test accuracy at every eta with the distance the attack reached there."""
+    curves, rows = {}, []
+    for protection, cls in _targets(view):
+        found = _by_role(view.entries, protection, cls)
+        for row in ROW_ORDER:
+            entry = found.get((row, "recover"))
+            curve = curve_of(entry) if entry is not None else None
+            if curve is not None:
+                curves[(protection, row)] = curve
+    etas = sorted({e for c in curves.values() for e in c.etas})
+    unreached = []
+    for (protection, row), curve in curves.items():
+        cells = [protection, row]
+        for eta in etas:
+            if eta not in curve.etas:
+                cells.append("–")
+                continue
+            i = curve.etas.index(eta)
+            mark = "" if curve.reached[i] else "*"
+            distance = "?" if curve.distance[i] is None else f"{curve.distance[i]:.2g}"
+            cells.append(f"{percent(100 * curve.accuracy[i])}{mark} (d {distance}/{eta:g})")
+        rows.append(cells)
+        unreached += [f"{protection} {line}" for line in unreached_lines({row: curve})]
+    caption = (
+        "Class test accuracy (%) after the recovery attack at each radius eta; in parentheses the "
+        "weight shift ||theta - theta_0|| the attack reached / eta." + reach_caption(unreached)
+    )
+    return TableView(
+        "Lifecycle: recovery at every radius",
+        ["protection", "model", *[f"eta {e:g}" for e in etas]],
+        rows,
+        caption,
+    )
+
+
 @VIEWS.register("lifecycle-recovery")
 def lifecycle_recovery(view: ViewInput) -> FigureView:
     """Recovered class test accuracy against the radius eta, one panel per protection."""
