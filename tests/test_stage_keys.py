@@ -91,7 +91,7 @@ PLAN_DIGESTS = {
     "interplay-subset/cpu": "f56df5551a5ef010",
     "interplay-subset/paper": "cda18ac48c9c041c",  # issue 15: official MIA shadows
     "lifecycle/smoke": "c289fde3163240d3",  # issue 17: recover etas [0, 0.1], 40 epochs
-    "lifecycle/cpu": "55ebe13c01f7dcd3",
+    "lifecycle/cpu": "949f41c6039b8e49",  # issue 17: recover 30 epochs (3 did not reach eta 0.4)
     "lifecycle/paper": "baab671ed8164f25",  # issue 15: official MIA shadows
     "llm/smoke": "a74942bc13010706",
     "llm/cpu": "e5c38c147e2585f5",
