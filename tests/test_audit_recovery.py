@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dememo.audit.recovery import project_, recover, recovery_curve, table7_config, weight_distance
+from dememo.audit.recovery import (
+    RecoveryCurve,
+    project_,
+    radius_reached,
+    recover,
+    recovery_curve,
+    table7_config,
+    weight_distance,
+)
 from dememo.errors import ConfigError, DataError
 from dememo.models import build_model
 from dememo.train import accuracy
@@ -74,3 +82,33 @@ def test_curve_names_its_policy_and_refuses_overlapping_data(setup):
         recovery_curve({"m": model}, attack, attack.subset(range(10), "eval"), [0.1], config)
     with pytest.raises(ConfigError, match="etas"):
         recovery_curve({"m": model}, attack, evaluation, [], config)
+
+
+def test_every_curve_records_whether_its_radius_was_reached(setup):
+    """Issue 17: a budget too small for the radius (plain SGD moves ~0.036 in these 4 steps)
+    is recorded per eta and flagged; a radius the steps exceed is reached (the ball binds)."""
+    model, attack, evaluation, config = setup
+    result = recovery_curve(
+        {"m": model}, attack, evaluation.subset(range(60), "eval"), [0.0, 0.01, 5.0], config
+    )
+    curve = result.curves[0]
+    assert curve.reached == [True, True, False]
+    assert curve.projected_steps[1] > 0 and curve.projected_steps[2] == 0
+    assert curve.unreached() == [5.0] and curve.distances[2] < 0.5
+    report = result.to_dict()
+    assert report["curves"][0]["reached"] == [True, True, False]
+    assert len(report["warnings"]) == 1 and "radius not reached at eta 5" in report["warnings"][0]
+    assert result.table()[0]["reached eta=5"] is False
+    assert "radius reached" in result.notes[-1]
+
+
+def test_radius_reached_definition():
+    assert radius_reached(0.0, 0.0)  # the ball is a point
+    assert radius_reached(0.396, 0.4) and not radius_reached(0.39, 0.4)  # within 1% of eta
+    assert radius_reached(0.2, 0.4, projected_steps=1)  # the projection engaged at some step
+    # older reports without a reached list: decided by the distance alone
+    assert RecoveryCurve("old", [0.0, 0.4, 0.8], [1.0, 1.0, 1.0], [0.0, 0.4, 0.1406]).reached == [
+        True,
+        True,
+        False,
+    ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dememo.experiments import ResultsDB, load_spec, plan_spec, reproduce
+from dememo.experiments.graph import GraphOutcome
 from dememo.experiments.report import render_report
-from dememo.experiments.reproduce import stored_entries
-from dememo.experiments.stages import StageContext, StageOutput
+from dememo.experiments.reproduce import stored_entries, unreached_radii
+from dememo.experiments.stages import Stage, StageContext, StageOutput
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.views import VIEWS, FigureView, ViewInput
 from dememo.experiments.views.recovery import COLLAPSE_SHARE, curve_of
@@ -152,3 +153,53 @@ def test_certified_view_shows_abstentions_and_the_right_confidence():
         ViewInput(spec, "cpu", settings, [Entry(labels, "a", StageOutput("x", metrics))])
     )
     assert figure.png.startswith(b"\x89PNG")
+
+
+def _reach_entry(row: str, distances: list[float], reached: list[float] | None) -> Entry:
+    entry = _recover_entry(row, 0, [0.0, 0.5, 0.6], [0.4, 0.4, 0.4])
+    for eta, d in zip((0.0, 0.4, 0.8), distances, strict=True):
+        entry.output.metrics[("distance", f"eta={eta:g}")] = d
+        if reached is not None:
+            entry.output.metrics[("radius_reached", f"eta={eta:g}")] = reached[(0.0, 0.4, 0.8).index(eta)]
+    return entry
+
+
+def test_an_attack_that_cannot_reach_its_radius_is_flagged():
+    """Issue 17: the lifecycle demo's 3-step attack moved 0.1406 at eta 0.4 and 0.8 alike."""
+    spec = load_spec("figure10")
+    settings = spec.settings("cpu")
+    entries = [
+        _reach_entry("FT_large", [0.0, 0.1406, 0.1406], [1.0, 0.0, 0.0]),
+        _reach_entry("RT", [0.0, 0.4, 0.8], [1.0, 1.0, 1.0]),
+        _reach_entry("Before", [0.0, 0.4, 0.3], None),  # recorded before issue 17: by distance
+    ]
+    view = ViewInput(spec, "cpu", settings, entries)
+    table = VIEWS.get("recovery-class-table")(view)
+    cells = {r[2]: r[3:] for r in table.rows}
+    assert cells["FT_large"] == ["0.00 (40.00)", "50.00* (40.00)", "60.00* (40.00)"]
+    assert cells["RT"] == ["0.00 (40.00)", "50.00 (40.00)", "60.00 (40.00)"]
+    assert cells["Before"][1:] == ["50.00 (40.00)", "60.00* (40.00)"]
+    assert (
+        "WARNING ue-s class 0 FT_large: radius not reached at eta 0.4 (distance 0.14), eta 0.8"
+        in table.caption
+    )
+    assert (
+        "RT: radius" not in table.caption
+        and "Before: radius not reached at eta 0.8 (distance 0.3)" in table.caption
+    )
+    figure = VIEWS.get("recovery-class")(view)
+    assert "hollow: radius not reached" in figure.caption and "FT_large: radius not reached" in figure.caption
+    spec = load_spec("lifecycle")
+    entries = [_reach_entry("FT_small", [0.0, 0.1406, 0.1406], [1.0, 0.0, 0.0])]
+    entries[0].labels["protection"] = "ops"
+    view = ViewInput(spec, "cpu", spec.settings("cpu"), entries)
+    summary = VIEWS.get("lifecycle-summary")(view)
+    row = next(r for r in summary.rows if r[1] == "FT_small")
+    assert row[8:10] == ["60.00* (40.00)", "0.14 / 0.8*"] and "distance" in summary.header
+    assert "ops FT_small: radius not reached at eta 0.4" in summary.caption
+    assert "ops FT_small: radius not reached" in VIEWS.get("lifecycle-recovery")(view).caption
+    outcome = GraphOutcome({"k": Stage("audit", {}, {}, label="audit recover of FT")},
+                           outputs={"k": entries[0].output})  # fmt: skip
+    assert unreached_radii(outcome) == [
+        "audit recover of FT (eta=0.4: distance 0.14; eta=0.8: distance 0.14)"
+    ]

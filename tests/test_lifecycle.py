@@ -16,6 +16,9 @@ def test_demo_runs_the_lifecycle_and_ends_with_the_report(tmp_path):
     assert first.exit_code == 0, first.output
     assert f"HTML report: {results / 'report.html'}" in first.output
     assert "24 stages run, 0 reused, 0 failed" in first.output
+    # issue 17: the distance reached beside every eta, and a budget that reaches the radius
+    assert "Lifecycle: recovery at every radius" in first.output and "(d 0.1/0.1)" in first.output
+    assert "did not reach its radius" not in first.output and "radius not reached" not in first.output
     html = (results / "report.html").read_text()
     assert "Lifecycle: one target from protection to audit" in html and "data:image/png;base64," in html
     for row in ("RT", "IF_small", "FT_small", "GA_small", "Before", "clean"):

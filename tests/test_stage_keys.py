@@ -32,20 +32,20 @@ LIFECYCLE_SMOKE = {  # key -> label
     "37e6e7783be0abe1": "audit mia of Before class 0",
     "38326aa234677358": "audit certify of GA_small class 0",
     "3959c2377e57d32d": "train mlp on ops (class level)",
-    "3ba02c62f374d4d5": "audit recover of IF_small class 0",
-    "3d30ec3e159f8fac": "audit recover of RT class 0",
-    "52105db7c1fbb440": "audit recover of clean class 0",
+    "f6a7d86b27521c1f": "audit recover of IF_small class 0",  # issue 17: recover etas [0, 0.1], 40 epochs
+    "3bce08d7855471c8": "audit recover of RT class 0",  # issue 17: recover etas [0, 0.1], 40 epochs
+    "b64ed1c2edf9393f": "audit recover of clean class 0",  # issue 17: recover etas [0, 0.1], 40 epochs
     "6b4ce4ad0c9967ac": "audit certify of Before class 0",
     "701816e086b42c1b": "audit mia of RT class 0",
-    "72d25bbdec78bc23": "audit recover of Before class 0",
+    "82260d8fee2dba95": "audit recover of Before class 0",  # issue 17: recover etas [0, 0.1], 40 epochs
     "76f4b7b37926a848": "protect ops on digits",
     "893b4598f339d047": "audit mia of GA_small class 0",
     "8ef2ff325a01f1ed": "train mlp on clean data",
-    "a68e2e18f20d4483": "audit recover of GA_small class 0",
+    "78c62203362e32ca": "audit recover of GA_small class 0",  # issue 17: recover etas [0, 0.1], 40 epochs
     "ae0d7e64d892e3e1": "audit certify of IF_small class 0",
     "b0c100fef0964940": "audit certify of RT class 0",
     "dfdbcd1eb66295cd": "unlearn GA_small class 0 Du",
-    "e511d5a013cb5b1c": "audit recover of FT_small class 0",
+    "8ee7efdd52fe3b62": "audit recover of FT_small class 0",  # issue 17: recover etas [0, 0.1], 40 epochs
     "ebc23243d4078469": "unlearn IF_small class 0 Du",
 }
 # sha256 of the sorted unique stage keys, first 16 hex digits, per spec and scale; marked entries
@@ -90,8 +90,8 @@ PLAN_DIGESTS = {
     "interplay-subset/smoke": "677b75d9b4c0ffa6",
     "interplay-subset/cpu": "f56df5551a5ef010",
     "interplay-subset/paper": "cda18ac48c9c041c",  # issue 15: official MIA shadows
-    "lifecycle/smoke": "2417492fb502df33",
-    "lifecycle/cpu": "55ebe13c01f7dcd3",
+    "lifecycle/smoke": "c289fde3163240d3",  # issue 17: recover etas [0, 0.1], 40 epochs
+    "lifecycle/cpu": "949f41c6039b8e49",  # issue 17: recover 30 epochs (3 did not reach eta 0.4)
     "lifecycle/paper": "baab671ed8164f25",  # issue 15: official MIA shadows
     "llm/smoke": "a74942bc13010706",
     "llm/cpu": "e5c38c147e2585f5",

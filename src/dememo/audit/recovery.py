@@ -7,6 +7,13 @@ shift to length eta (what the PUE reference code does). BatchNorm running
 statistics are buffers, not weights, so the ball does not bound them; the
 policy is explicit and named in every result: ``freeze`` keeps them (BN layers
 run in eval mode during the attack), ``update`` lets them drift (PUE's code).
+
+Radius reached. An attack whose budget (epochs x steps x lr) cannot carry the weights to
+the ball's edge is not bounded by eta at all, only by its step count, and "recovered at
+eta" then means "recovered after so many steps". Every curve records, per eta, the
+distance reached and whether the radius was reached (:func:`radius_reached`): eta is 0,
+or the ball projection engaged (the unprojected shift exceeded eta) at some step, or the
+final distance is within ``RADIUS_TOLERANCE`` (1%) of eta.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from dememo.errors import ConfigError, TrainingError
 from dememo.runtime import MEMORY_FORMAT, channels_last, seed_everything
 from dememo.train import Recipe, accuracy, lr_factor, make_optimizer
 
+RADIUS_TOLERANCE = 0.01
 TABLE7 = "SoK paper, Appendix A, Table 7"
 PUE_CODE = "PUE reference code (recover.py): cosine schedule, grad-norm clip 5, batch 128 (config)"
 
@@ -98,6 +106,14 @@ def project_(params: Sequence[torch.Tensor], start: Sequence[torch.Tensor], eta:
     return weight_distance(params, start)
 
 
+def radius_reached(distance: float, eta: float, projected_steps: int = 0) -> bool:
+    """Whether the l2 constraint was active at radius ``eta``: eta is 0 (the ball is a point),
+    the projection engaged at some step (``projected_steps`` > 0: the unprojected shift
+    exceeded eta), or the final ``distance`` is within ``RADIUS_TOLERANCE`` of eta. Without
+    a step count (older reports) only the distance decides."""
+    return eta == 0 or projected_steps > 0 or distance >= (1 - RADIUS_TOLERANCE) * eta
+
+
 def _set_batchnorm(model: nn.Module, policy: str) -> None:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -117,6 +133,20 @@ def recover(
 
     ``on_step(params, start)`` is called after every projected step (for tests/monitoring).
     """
+    return _attack(model, attack, eta, config, device=device, on_step=on_step)[0]
+
+
+def _attack(
+    model: nn.Module,
+    attack: ImageSet,
+    eta: float,
+    config: RecoveryConfig,
+    *,
+    device: torch.device | str = "cpu",
+    on_step=None,
+) -> tuple[nn.Module, int]:
+    """:func:`recover`, and the number of steps at which the projection engaged (the shift
+    before projecting exceeded eta)."""
     if eta < 0:
         raise ConfigError(f"eta must be >= 0, got {eta}")
     if len(attack) == 0:
@@ -131,7 +161,7 @@ def recover(
     recipe = config.recipe
     loader = DeviceLoader(attack, recipe.batch_size, device, augment=recipe.augment, seed=config.seed)
     optimizer = make_optimizer(attacked, recipe)
-    total, step = recipe.epochs * len(loader), 0
+    total, step, projected = recipe.epochs * len(loader), 0, 0
     for _ in range(recipe.epochs):
         for batch in loader:
             for group in optimizer.param_groups:
@@ -144,11 +174,13 @@ def recover(
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
+            if weight_distance(params, start) > eta * (1 + 1e-9):
+                projected += 1
             project_(params, start, eta, config.projection)
             if on_step is not None:
                 on_step(params, start)
             step += 1
-    return attacked.eval()
+    return attacked.eval(), projected
 
 
 @dataclass
@@ -160,11 +192,25 @@ class RecoveryCurve:
     accuracies: list[float]
     distances: list[float]  # ||theta - theta_0|| reached at each eta
     control: list[float] = field(default_factory=list)  # accuracy on the other classes (collapse check)
+    reached: list[bool] = field(default_factory=list)  # radius_reached at each eta (default: by distance)
+    projected_steps: list[int] = field(default_factory=list)  # steps at which the projection engaged
+
+    def __post_init__(self) -> None:
+        if not self.reached:
+            steps = self.projected_steps or [0] * len(self.etas)
+            self.reached = [radius_reached(d, e, n)
+                            for d, e, n in zip(self.distances, self.etas, steps, strict=True)]  # fmt: skip
+
+    def unreached(self) -> list[float]:
+        """The etas > 0 whose radius the attack did not reach."""
+        return [e for e, r in zip(self.etas, self.reached, strict=True) if e > 0 and not r]
 
     def row(self) -> dict[str, object]:
         return {
             "model": self.name,
             **{f"eta={e:g}": a for e, a in zip(self.etas, self.accuracies, strict=True)},
+            **{f"distance eta={e:g}": d for e, d in zip(self.etas, self.distances, strict=True)},
+            **{f"reached eta={e:g}": r for e, r in zip(self.etas, self.reached, strict=True)},
         }
 
 
@@ -181,25 +227,51 @@ class RecoveryResult:
     def table(self) -> list[dict[str, object]]:
         return [c.row() for c in self.curves]
 
+    def warnings(self) -> list[str]:
+        """One line per curve whose attack did not reach its radius at some eta > 0."""
+        return [unreached_warning(c.name, c.unreached(), c.etas, c.distances) for c in self.curves
+                if c.unreached()]  # fmt: skip
+
     def to_dict(self) -> dict[str, object]:
         return {
             "projection": self.config.projection, "batchnorm": self.config.batchnorm,
             "recipe": self.config.recipe.model_dump(mode="json"), "grad_clip": self.config.grad_clip,
             "attack_set": self.attack_set, "eval_set": self.eval_set, "notes": self.notes,
             "curves": [{"name": c.name, "etas": c.etas, "accuracy": c.accuracies,
-                        "distance": c.distances, "control_accuracy": c.control} for c in self.curves],
+                        "distance": c.distances, "reached": c.reached,
+                        "projected_steps": c.projected_steps, "control_accuracy": c.control}
+                       for c in self.curves],
+            "radius_tolerance": RADIUS_TOLERANCE, "warnings": self.warnings(),
         }  # fmt: skip
 
     def plot(self, path) -> None:
         title = (f"recovery ({self.config.projection}, BN {self.config.batchnorm}, "
                  f"{self.config.recipe.epochs} ep) on {self.eval_set}")  # fmt: skip
         figure, axes = new_axes(title, "eta (l2 bound on the weight shift)", "accuracy")
+        hollow = False
         for c in self.curves:
             line = axes.plot(c.etas, c.accuracies, marker="o", ms=3, label=c.name)[0]
+            missed = [(e, a) for e, a, r in zip(c.etas, c.accuracies, c.reached, strict=True) if not r]
+            if missed:
+                hollow = True
+                axes.plot(*zip(*missed, strict=True), "o", ms=7, mfc="white", color=line.get_color())
             if c.control:
                 axes.plot(c.etas, c.control, ls=":", color=line.get_color(), label=f"{c.name}: other classes")
+        if hollow:
+            axes.plot([], [], "o", ms=7, mfc="white", color="gray", label="radius not reached")
         axes.legend(fontsize=7)
         save_figure(figure, path)
+
+
+def unreached_warning(name: str, unreached: Sequence[float], etas: Sequence[float],
+                      distances: Sequence[float | None]) -> str:  # fmt: skip
+    """'<name>: radius not reached at eta 0.4 (distance 0.14), ...': the attack's budget, not
+    eta, bounded it there, so its recovered accuracy says nothing about depth at that radius."""
+    parts = []
+    for eta in unreached:
+        d = distances[list(etas).index(eta)]
+        parts.append(f"eta {eta:g} (distance {'?' if d is None else f'{d:.3g}'})")
+    return f"{name}: radius not reached at {', '.join(parts)}: raise the attack's epochs or lr"
 
 
 def recovery_curve(
@@ -220,20 +292,25 @@ def recovery_curve(
     require_disjoint(attack, evaluation, "recovery attack data vs evaluation data")
     curves = []
     for name, model in models.items():
-        accuracies, distances, controls = [], [], []
+        accuracies, distances, controls, steps = [], [], [], []
         for eta in etas:
             if eta == 0 and config.batchnorm == "freeze":  # nothing can move: skip the attack's steps
                 attacked = copy.deepcopy(model).to(device=device, memory_format=MEMORY_FORMAT).eval()
+                steps.append(0)
             else:
-                attacked = recover(model, attack, eta, config, device=device)
+                attacked, projected = _attack(model, attack, eta, config, device=device)
+                steps.append(projected)
             start = [p for p in model.parameters() if p.requires_grad]
             moved = [p for p in attacked.parameters() if p.requires_grad]
             distances.append(weight_distance([m.cpu() for m in moved], [s.cpu() for s in start]))
             accuracies.append(accuracy(attacked, evaluation, device=device))
             if control is not None:
                 controls.append(accuracy(attacked, control, device=device))
-        curves.append(RecoveryCurve(name, [float(e) for e in etas], accuracies, distances, controls))
+        curves.append(RecoveryCurve(name, [float(e) for e in etas], accuracies, distances, controls,
+                                    projected_steps=steps))  # fmt: skip
     notes = [f"BatchNorm running statistics: {config.batchnorm}",
              f"projection onto the l2 {config.projection} around the starting weights "
-             "after every step"]  # fmt: skip
+             "after every step",
+             f"radius reached: the projection engaged at some step or the final distance is within "
+             f"{100 * RADIUS_TOLERANCE:g}% of eta"]  # fmt: skip
     return RecoveryResult(curves, config, attack.name, evaluation.name, notes)

@@ -22,6 +22,7 @@ from dememo.audit.jobs import (
     cached_report,
     produce,
 )
+from dememo.audit.recovery import radius_reached
 from dememo.audit.target import AuditTarget
 from dememo.cli.common import Artifacts, DataRoot, DememoTyper, Device, app, check_writable, console
 from dememo.errors import ConfigError
@@ -106,11 +107,20 @@ def _show(path: Path, report: dict[str, Any], reused: bool) -> None:
                      for r in rocs])  # fmt: skip
     if "recovery" in report:
         rec = report["recovery"]
-        rows = [{"model": c["name"],
-                 **{f"eta {e:g}": a for e, a in zip(c["etas"], c["accuracy"], strict=True)}}
-                for c in rec["curves"]]  # fmt: skip
+        rows, missed = [], []
+        for c in rec["curves"]:
+            etas, distances = c["etas"], c["distance"]
+            reached = c.get("reached") or [radius_reached(d, e) for d, e in zip(distances, etas, strict=True)]
+            columns = [f"eta {e:g}" for e in etas]
+            rows.append({"model": c["name"], **dict(zip(columns, c["accuracy"], strict=True))})
+            shown = [f"{d:.3g}{'' if r else ' *'}" for d, r in zip(distances, reached, strict=True)]
+            rows.append({"model": "  distance", **dict(zip(columns, shown, strict=True))})
+            missed += [f"{c['name']} at eta {e:g}" for e, r in zip(etas, reached, strict=True) if e and not r]
         _print_rows(f"recovered accuracy on {rec['eval_set']} (projection {rec['projection']}, "
-                    f"BN {rec['batchnorm']})", rows)  # fmt: skip
+                    f"BN {rec['batchnorm']}); distance: ||theta - theta_0|| reached", rows)  # fmt: skip
+        if missed:
+            console.print(f"* radius not reached (the attack's budget, not eta, bounded it): "
+                          f"{'; '.join(missed)}")  # fmt: skip
     if "certify" in report:
         cert = report["certify"]
         rows = [{"eta": b["eta"], "lower": b["lower"] if b["lower"] is not None else

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,11 +12,11 @@ from rich.table import Table
 from dememo.cli.common import Artifacts, DataRoot, Device, app, check_choice, check_writable, console
 from dememo.experiments import SCALES, Spec, load_spec, reproduce, spec_names
 from dememo.experiments.report import write_markdown, write_report
-from dememo.experiments.reproduce import stored_entries
-from dememo.experiments.results import STATUSES, ResultsDB, write_csv
+from dememo.experiments.reproduce import stored_entries, unreached_radii
+from dememo.experiments.results import STATUSES, ResultsDB, export_rows, write_csv
 from dememo.experiments.stages import StageContext
 from dememo.experiments.views import ViewInput, table_markdown
-from dememo.experiments.views.lifecycle import lifecycle_summary
+from dememo.experiments.views.lifecycle import lifecycle_recovery_table, lifecycle_summary
 from dememo.paths import artifact_root
 from dememo.progress import make_progress
 
@@ -75,6 +76,11 @@ def run_spec(
                             log=lambda line: bar.console.print(f"  {line}"), progress=progress)  # fmt: skip
     ran, reused, failed = len(outcome.ran), len(outcome.reused), len(outcome.failed)
     console.print(f"{ran} stages run, {reused} reused, {failed} failed; results in {results}", soft_wrap=True)
+    unreached = unreached_radii(outcome)
+    if unreached:
+        console.print(f"warning: the recovery attack did not reach its radius (its epochs/lr, not eta, "
+                      f"bounded it) in {len(unreached)} stage(s): {', '.join(unreached)}", soft_wrap=True,
+                      markup=False, highlight=False)  # fmt: skip
     path = write_report(results) if report else None
     if path is not None:
         console.print(f"report: {path}", soft_wrap=True)
@@ -90,20 +96,36 @@ def results_command(
     kind: Annotated[str | None, typer.Option(help="Only this stage kind (protect, train, ...).")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status: done, failed, running.")] = None,
     metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
-    csv: Annotated[Path | None, typer.Option(help="Write the rows as CSV here.")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the rows as CSV here ('-': standard output): one "
+            "unit per metric, label columns, abstentions as rows."
+        ),
+    ] = None,
 ) -> None:
-    """List recorded results (one row per stage and metric), filtered; optionally as CSV."""
+    """List recorded results (one row per stage and metric), filtered; optionally as CSV (also
+    when standard output is not a terminal, so a pipe gets every column)."""
     check_choice(status, STATUSES, "--status")
-    if csv is not None:
+    if csv is not None and str(csv) != "-":
         check_writable(csv, is_file=True, what="--csv")
     db = ResultsDB.in_directory(results, create=False)
     try:
-        rows = db.rows(spec=spec, scale=scale, kind=kind, status=status, metric=metric)
+        filters = {"spec": spec, "scale": scale, "kind": kind, "status": status, "metric": metric}
+        rows = (
+            export_rows(db, **filters) if csv is not None or not sys.stdout.isatty() else db.rows(**filters)
+        )
     finally:
         db.close()
     if csv is not None:
+        if str(csv) == "-":
+            sys.stdout.write(write_csv(rows))
+            return
         write_csv(rows, csv)
         console.print(f"wrote {len(rows)} rows to {csv}")
+        return
+    if not sys.stdout.isatty():  # piped: the full width as CSV, not a table cut to 80 columns
+        sys.stdout.write(write_csv(rows))
         return
     table = Table("spec", "scale", "stage", "key", "status", "metric", "split", "value")
     for row in rows:
@@ -157,6 +179,7 @@ def demo_command(
         entries = stored_entries(db, spec.name, scale)
     finally:
         db.close()
-    summary = lifecycle_summary(ViewInput(spec, scale, spec.settings(scale), entries))
-    console.print(table_markdown(summary), markup=False, highlight=False, soft_wrap=True)
+    view = ViewInput(spec, scale, spec.settings(scale), entries)
+    for table in (lifecycle_summary(view), lifecycle_recovery_table(view)):  # the distance beside every eta
+        console.print(table_markdown(table), markup=False, highlight=False, soft_wrap=True)
     console.print(f"HTML report: {path}", soft_wrap=True)

@@ -15,6 +15,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,15 @@ def execute(stage: Stage, inputs: dict[str, StageOutput], context: StageContext)
 
 
 class Backend(ABC):
-    """Runs submitted stages; use as a context manager (it may hold a cluster connection)."""
+    """Runs submitted stages; use as a context manager (it may hold a cluster connection).
+
+    ``on_start(stage)``, when the graph runner sets it, is called by a backend that knows when
+    a submitted stage actually starts (the local one: right before running it), so a stage is
+    recorded as 'running' only while it runs, not while it waits in the queue. A backend that
+    cannot tell (Ray schedules remotely) never calls it: its stages get their row when they end.
+    """
+
+    on_start: Callable[[Stage], None] | None = None
 
     @abstractmethod
     def submit(self, stage: Stage, inputs: dict[str, StageOutput], context: StageContext) -> None: ...
@@ -72,6 +81,8 @@ class LocalBackend(Backend):
 
     def next_done(self) -> tuple[str, StageOutput | str]:
         stage, inputs, context = self.queue.popleft()
+        if self.on_start is not None:
+            self.on_start(stage)
         return stage.key, execute(stage, inputs, context)
 
 

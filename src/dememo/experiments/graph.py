@@ -1,7 +1,8 @@
 """Run a stage graph: shared stages once, finished stages skipped, failures contained.
 
-Stages are deduplicated by key and run in dependency order on a backend. Before
-a stage runs its 'running' row is written; after it, its output (or error) and
+Stages are deduplicated by key and run in dependency order on a backend. When
+the backend starts a stage (``Backend.on_start``; not when it is queued) its
+'running' row is written; after it, its output (or error) and
 metrics are written in one transaction. A stage whose inputs failed is
 'blocked' and not run; every other stage goes on. ``run_graph`` returns what
 happened; ``GraphOutcome.raise_for_failures`` turns failures into one error.
@@ -90,6 +91,7 @@ def run_graph(
         log(f"{len(outcome.reused)} of {len(order)} stages already done")
     total = len(pending)
     progress(0, total, "")
+    backend.on_start = lambda stage: db.start(stage, context.device)
     running: set[str] = set()
     while pending or running:
         for stage in list(pending):
@@ -100,7 +102,6 @@ def run_graph(
                 log(f"blocked  {stage.label}: an input failed")
                 progress(total - len(pending) - len(running), total, stage.label)
             elif all(k in outcome.outputs for k in stage.inputs.values()):
-                db.start(stage, context.device)
                 inputs = {role: outcome.outputs[k] for role, k in stage.inputs.items()}
                 backend.submit(stage, inputs, context)
                 running.add(stage.key)
@@ -111,12 +112,12 @@ def run_graph(
         running.discard(key)
         stage = outcome.stages[key]
         if isinstance(result, StageOutput):
-            db.finish(key, result)
+            db.finish(key, result, stage)
             outcome.outputs[key] = result
             outcome.ran.append(key)
             log(f"done     {stage.label}")
         else:
-            db.fail(key, result)
+            db.fail(key, result, stage, context.device)
             outcome.failed[key] = result
             log(f"FAILED   {stage.label}: {result}")
         progress(total - len(pending) - len(running), total, stage.label)

@@ -12,6 +12,7 @@ from typing import Any
 from dememo.errors import ConfigError
 from dememo.experiments.backends import BACKENDS
 from dememo.experiments.graph import GraphOutcome, Progress, run_graph
+from dememo.experiments.provenance import provenance
 from dememo.experiments.results import ResultsDB
 from dememo.experiments.spec import Spec
 from dememo.experiments.stages import StageContext
@@ -71,11 +72,31 @@ def reproduce(
         try:
             definition = spec.model_dump(mode="json")
             db.begin_reproduction(spec.name, scale, definition, backend, plan_labels(planned))
+            db.record_provenance(spec.name, scale, provenance())
             outcome, _ = run_planned(planned, db, context, backend, backend_options, log, progress)
             db.end_reproduction(spec.name, scale, "failed" if outcome.failed or outcome.blocked else "done")
         finally:
             db.close()
     return outcome
+
+
+def unreached_radii(outcome: GraphOutcome) -> list[str]:
+    """'<stage label> (eta 0.8: distance 0.14; ...)' for every recover audit of ``outcome``
+    whose attack did not reach its radius at some eta > 0 (metric ``radius_reached`` 0): its
+    budget, not eta, bounded it, so the spec's recovery says nothing about depth there."""
+    flagged = []
+    for key, output in outcome.outputs.items():
+        misses = []
+        for (name, split), value in sorted(output.metrics.items()):
+            if not name.startswith("radius_reached") or value or not split.startswith("eta="):
+                continue
+            model = name.partition("/")[2] or ""
+            distance = output.metrics.get((name.replace("radius_reached", "distance"), split))
+            shown = "?" if distance is None else f"{distance:.2g}"
+            misses.append(f"{model + ' ' if model else ''}{split}: distance {shown}")
+        if misses:
+            flagged.append(f"{outcome.stages[key].label} ({'; '.join(misses)})")
+    return flagged
 
 
 def stored_entries(db: ResultsDB, spec: str, scale: str) -> list[Entry]:

@@ -82,6 +82,8 @@ class RunRecord:
     seconds: float | None
     device: str | None
     precision: str | None  # what the stage trained or generated in (bf16 / fp32); tables are fp32
+    started: float | None = None  # when the stage started (since issue 17: when it ran, not when queued)
+    finished: float | None = None
 
 
 class ResultsDB:
@@ -242,6 +244,20 @@ class ResultsDB:
                 [(spec, scale, key, json.dumps(labels, sort_keys=True)) for key, labels in plan.items()],
             )
 
+    def record_provenance(self, spec: str, scale: str, info: dict[str, Any]) -> None:
+        """Where ``spec`` at ``scale`` was run from (commit, version, machine): meta 'provenance
+        <spec> <scale>' (the meta table keeps older databases readable)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"provenance {spec} {scale}", json.dumps(info))
+            )
+
+    def provenance(self, spec: str, scale: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE key = ?", (f"provenance {spec} {scale}",)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
     def end_reproduction(self, spec: str, scale: str, status: str) -> None:
         with self._transaction() as db:
             db.execute(
@@ -270,19 +286,33 @@ class ResultsDB:
             return None
         return StageOutput(row[0], self.metrics(key))
 
-    def start(self, stage: Stage, device: str) -> None:
+    def start(self, stage: Stage, device: str, started: float | None = None) -> None:
+        """Record ``stage`` as 'running' (called when it actually starts, not when queued)."""
         with self._transaction() as db:
-            db.execute("DELETE FROM runs WHERE key = ?", (stage.key,))
-            db.execute(
-                "INSERT INTO runs (key, kind, label, config, inputs, status, started, device, host, pid, "
-                "versions) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (stage.key, stage.kind, stage.label, json.dumps(stage.config, sort_keys=True),
-                 json.dumps(stage.inputs, sort_keys=True), time.time(), device, socket.gethostname(),
-                 os.getpid(), json.dumps(versions())),
-            )  # fmt: skip
+            self._insert_running(db, stage, device, time.time() if started is None else started)
 
-    def finish(self, key: str, output: StageOutput) -> None:
+    @staticmethod
+    def _insert_running(db: sqlite3.Connection, stage: Stage, device: str, started: float) -> None:
+        db.execute("DELETE FROM runs WHERE key = ?", (stage.key,))
+        db.execute(
+            "INSERT INTO runs (key, kind, label, config, inputs, status, started, device, host, pid, "
+            "versions) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            (stage.key, stage.kind, stage.label, json.dumps(stage.config, sort_keys=True),
+             json.dumps(stage.inputs, sort_keys=True), started, device, socket.gethostname(),
+             os.getpid(), json.dumps(versions())),
+        )  # fmt: skip
+
+    def _ensure_row(self, db: sqlite3.Connection, key: str, stage: Stage | None, device: str,
+                    seconds: float | None) -> None:  # fmt: skip
+        """A stage whose backend never reported its start (Ray) gets its row now, started
+        ``seconds`` ago (its own run time) or now."""
+        if stage is None or db.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone():
+            return
+        self._insert_running(db, stage, device, time.time() - (seconds or 0.0))
+
+    def finish(self, key: str, output: StageOutput, stage: Stage | None = None) -> None:
         with self._transaction() as db:
+            self._ensure_row(db, key, stage, output.device or "", output.seconds)
             now = time.time()
             db.execute(
                 "UPDATE runs SET status = 'done', error = NULL, artifact = ?, finished = ?, "
@@ -296,8 +326,9 @@ class ResultsDB:
                 [(key, name, split, float(value)) for (name, split), value in output.metrics.items()],
             )
 
-    def fail(self, key: str, error: str) -> None:
+    def fail(self, key: str, error: str, stage: Stage | None = None, device: str = "") -> None:
         with self._transaction() as db:
+            self._ensure_row(db, key, stage, device, None)
             now = time.time()
             db.execute(
                 "UPDATE runs SET status = 'failed', error = ?, finished = ?, seconds = ? - started "
@@ -312,7 +343,7 @@ class ResultsDB:
     def runs(self, keys: list[str] | None = None) -> list[RunRecord]:
         rows = self.db.execute(
             "SELECT key, kind, label, status, error, artifact, seconds, device, "
-            f"{self._precision} FROM runs r ORDER BY started"
+            f"{self._precision}, started, finished FROM runs r ORDER BY started"
         ).fetchall()
         records = [RunRecord(*row) for row in rows]
         return records if keys is None else [r for r in records if r.key in set(keys)]
@@ -335,11 +366,102 @@ class ResultsDB:
         return [dict(zip(names, row, strict=True)) for row in self.db.execute(query, params)]
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """Rows as CSV, written atomically."""
+# Units of the CSV export (one unit per metric). Stages store accuracy as a fraction (train,
+# LM stages, recovery, MIA rates, certified bounds) except the unlearn stage and the accuracy
+# audit, which store percent (unlearn.scenario_data.evaluate): the export writes percent.
+PERCENT_STORED = {("unlearn", "accuracy"), ("audit", "accuracy")}
+FRACTION_TO_PERCENT = ("accuracy", "recovered_accuracy", "control_accuracy", "svc_rate", "svc_unseen_rate",
+                       "certified_lower", "certified_upper", "clean_value",
+                       "transfer_probability")  # fmt: skip
+UNITS = {"auc": "auc (0-1)", "distance": "l2", "radius_reached": "bool (0/1)", "unlearn_seconds": "s",
+         "seconds": "s"}  # fmt: skip
+# CSV column -> plan label (studies label their stages: protection, cls, part, row, role, ...)
+LABELS = {"protection": "protection", "class": "cls", "forget_set": "part", "method": "method", "row": "row",
+          "role": "role", "seed": "seed"}  # fmt: skip
+
+
+def metric_unit(kind: str, metric: str | None, value: float | None) -> tuple[str, float | None]:
+    """(unit, value in that unit) of a stored metric: fractions of accuracy-like metrics as percent."""
+    if metric is None:
+        return "", value
+    base = metric.split("/")[0]  # 'recovered_accuracy/clean' (a reference's curve) -> its base metric
+    if base in FRACTION_TO_PERCENT:
+        if (kind, base) in PERCENT_STORED or value is None:
+            return "percent", value
+        return "percent", 100 * value
+    return UNITS.get(base, ""), value
+
+
+def export_rows(db: ResultsDB, **filters: Any) -> list[dict[str, Any]]:
+    """``rows`` for the CSV export: one unit per metric (``unit``), the plan's labels as columns
+    (study, protection, class, forget set, method, row, role, seed), eta parsed from the split,
+    and one row with an empty value and a ``note`` per Theorem 1 bound that abstained."""
+    plans: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for spec, scale, key, labels in db.db.execute("SELECT spec, scale, key, labels FROM plan"):
+        plans[(spec, scale, key)] = json.loads(labels)
+    studies = {r["spec"]: r["definition"].get("study", "") for r in db.reproductions()}
+    out = []
+    for row in db.rows(**filters):
+        labels = _merged(plans.get((row["spec"], row["scale"], row["key"]), {}))
+        unit, value = metric_unit(row["kind"], row["metric"], row["value"])
+        split = row["split"] or ""
+        record = {"spec": row["spec"], "scale": row["scale"], "study": studies.get(row["spec"], "")}
+        record |= {column: labels.get(label, "") for column, label in LABELS.items()}
+        if not record["method"] and labels.get("row"):  # interplay rows: 'FT_small' -> method FT
+            record["method"] = str(labels["row"]).split("_")[0]
+        record |= {"eta": split[4:] if split.startswith("eta=") else "", "kind": row["kind"],
+                   "stage": row["stage"], "key": row["key"], "status": row["status"],
+                   "metric": row["metric"] or "", "split": split, "value": value, "unit": unit, "note": "",
+                   "seconds": row["seconds"], "device": row["device"], "precision": row["precision"],
+                   "error": row["error"]}  # fmt: skip
+        out.append(record)
+    return out + _abstentions(db, out)
+
+
+def _merged(labels: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
+    """One stage's labels; a stage planned under several label sets gets 'a;b' per key."""
+    if isinstance(labels, dict):
+        return labels
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for item in labels for k in item):
+        values = list(dict.fromkeys(str(item[key]) for item in labels if key in item))
+        merged[key] = values[0] if len(values) == 1 else ";".join(values)
+    return merged
+
+
+def _abstentions(db: ResultsDB, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for Theorem 1 bounds that abstained: a done certify audit stores no metric for a
+    side at an eta where N was too small, so every eta of its options without one is listed."""
+    from dememo.audit.jobs import CertifyOptions
+
+    extra, seen = [], set()
+    for row in rows:
+        if row["kind"] != "audit" or row["metric"] != "clean_value" or row["key"] in seen:
+            continue
+        seen.add(row["key"])
+        found = db.db.execute("SELECT config FROM runs WHERE key = ?", (row["key"],)).fetchone()
+        config = json.loads(found[0]) if found else {}
+        if config.get("job") != "certify":
+            continue
+        etas = CertifyOptions.model_validate(config.get("options") or {}).etas
+        stored = db.metrics(row["key"])
+        for eta in etas:
+            for side in ("lower", "upper"):
+                if (f"certified_{side}", f"eta={eta:g}") not in stored:
+                    extra.append({**row, "metric": f"certified_{side}", "split": f"eta={eta:g}",
+                                  "eta": f"{eta:g}", "value": None, "unit": "percent",
+                                  "note": f"abstain (N too small for the {side} bound at this eta; "
+                                          "the audit's report.json names the N needed)"})  # fmt: skip
+    return extra
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path | None = None) -> str:
+    """Rows as CSV, written atomically to ``path`` when given; returns the text."""
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    if path is not None:
+        atomic_write_text(path, buffer.getvalue())
+    return buffer.getvalue()

@@ -8,7 +8,9 @@ Inputs: 'model' (a train or unlearn stage) and, for recover, other models by nam
 (references whose curves share the attack), for certify 'run<i>' (Theorem 2 runs).
 Metrics are flat: ``svc_rate`` (on the target set) and ``svc_unseen_rate`` (on unseen test
 samples held out of the SVC's fit) by signal, ``auc`` by attack; ``recovered_accuracy``,
-``control_accuracy`` and ``distance`` by ``eta=<value>``; ``certified_lower`` /
+``control_accuracy``, ``distance`` and ``radius_reached`` (1 if the ball bound the attack at
+that eta, 0 if its budget ran out first: ``dememo.audit.recovery.radius_reached``) by
+``eta=<value>``; ``certified_lower`` /
 ``certified_upper`` by eta (absent where Theorem 1 abstains); ``accuracy`` by set name.
 """
 
@@ -18,6 +20,7 @@ import dataclasses
 from typing import Any
 
 from dememo.audit.jobs import AUDIT_OPTIONS, audit_or_load
+from dememo.audit.recovery import radius_reached
 from dememo.audit.target import AuditTarget
 from dememo.data.scenarios import ScenarioSettings
 from dememo.errors import ConfigError
@@ -77,10 +80,15 @@ def _metrics(job: str, report: dict[str, Any]) -> base.Metrics:
     elif job == "recover":
         for curve in report["recovery"]["curves"]:
             suffix = "" if curve["name"] == "audited" else f"/{curve['name']}"
+            # reports written before issue 17 have no 'reached': decided by the distance alone
+            reached = curve.get("reached") or [
+                radius_reached(d, e) for d, e in zip(curve["distance"], curve["etas"], strict=True)
+            ]
             for index, eta in enumerate(curve["etas"]):
                 where = f"eta={eta:g}"
                 metrics[(f"recovered_accuracy{suffix}", where)] = curve["accuracy"][index]
                 metrics[(f"distance{suffix}", where)] = curve["distance"][index]
+                metrics[(f"radius_reached{suffix}", where)] = float(bool(reached[index]))
                 if curve["control_accuracy"]:
                     metrics[(f"control_accuracy{suffix}", where)] = curve["control_accuracy"][index]
     elif job == "certify":

@@ -8,6 +8,13 @@ from matplotlib.figure import Figure
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
+from dememo.experiments.views.recovery import (
+    curve_of,
+    legend_unreached,
+    mark_unreached,
+    reach_caption,
+    unreached_lines,
+)
 
 
 def _by_role(entries: list[Entry], protection: str, cls: int) -> dict[tuple[str, str], Entry]:
@@ -37,7 +44,7 @@ def _targets(view: ViewInput) -> list[tuple[str, int]]:
 def lifecycle_summary(view: ViewInput) -> TableView:
     """Per protection and model: accuracy on the target's sets, MIA member rates, recovered
     accuracy at the largest radius, Theorem 1 bounds at the largest radius."""
-    rows, recovered_at, certified_at = [], set(), set()
+    rows, recovered_at, certified_at, unreached = [], set(), set(), []
     for protection, cls in _targets(view):
         found = _by_role(view.entries, protection, cls)
         for row in ROW_ORDER:
@@ -55,8 +62,10 @@ def lifecycle_summary(view: ViewInput) -> TableView:
                 percent(_scaled(mia_metrics.get(("svc_rate", s)))) for s in ("correctness", "probability")
             ]
             text, split = _recovered(recover)
-            cells.append(text)
+            cells += text
             recovered_at.add(split)
+            curve = curve_of(recover) if recover is not None else None
+            unreached += [f"{protection} {line}" for line in unreached_lines({row: curve})]
             text, split = _certified(certify)
             cells.append(text)
             certified_at.add(split)
@@ -64,17 +73,20 @@ def lifecycle_summary(view: ViewInput) -> TableView:
             cells.append("–" if seconds is None else f"{seconds:.1f}")
             rows.append(cells)
     header = ["protection", "model", "forget", "clean cp.", "class test", "observ.", "MIA corr", "MIA prob",
-              f"recovered {_at(recovered_at)}", f"certified {_at(certified_at)}", "unlearn s"]  # fmt: skip
+              f"recovered {_at(recovered_at)}", "distance", f"certified {_at(certified_at)}",
+              "unlearn s"]  # fmt: skip
     caption = (
         "forget / clean cp. / class test / observ.: accuracy (%) on the forgotten class's training "
         "images as trained on, their clean counterparts, its test images and the observation "
         "classes' test images (Tables 14-17's Du, Duc, Dut, Dtr; Dc, Dc, Dct for a clean class). "
         "MIA: share of the clean counterparts the paper's SVC attack calls member (%, Tables "
         "18-25's corr and prob). recovered: class test accuracy (%) after the recovery attack at "
-        "the largest radius, other classes' accuracy in parentheses (a collapse check). certified: "
+        "the largest radius, other classes' accuracy in parentheses (a collapse check); distance: "
+        "the weight shift ||theta - theta_0|| the attack reached / eta. certified: "
         "Theorem 1 bounds [lower, upper] on the class test accuracy (%) at the largest radius. A "
-        "deep forgetting has forget-set accuracy, MIA rate and recovered accuracy near RT's."
-    )
+        "deep forgetting has forget-set accuracy, MIA rate and recovered accuracy near RT's, the "
+        "latter only where the attack reached its radius."
+    ) + reach_caption(unreached)
     return TableView("Lifecycle: one target from protection to audit", header, rows, caption)
 
 
@@ -88,15 +100,21 @@ def _at(splits: set[str | None]) -> str:
     return f"at {', '.join(shown)}" if shown else ""
 
 
-def _recovered(entry: Entry | None) -> tuple[str, str | None]:
-    """'recovered (other classes)' at the largest radius, and that radius's split."""
-    if entry is None or entry.output is None:
-        return "–", None
+def _recovered(entry: Entry | None) -> tuple[list[str], str | None]:
+    """['recovered (other classes)', 'distance / eta'] at the largest radius ('*' where the
+    radius was not reached), and that radius's split."""
+    curve = curve_of(entry) if entry is not None else None
+    if entry is None or entry.output is None or curve is None:
+        return ["–", "–"], None
     metrics = entry.output.metrics
     split = _eta_key(metrics, "recovered_accuracy")
-    value = percent(100 * metrics[("recovered_accuracy", split)])
+    index = curve.etas.index(float(split.split("=")[1]))
+    mark = "" if curve.reached[index] else "*"
+    value = percent(100 * curve.accuracy[index]) + mark
     control = metrics.get(("control_accuracy", split))
-    return (f"{value} ({percent(100 * control)})" if control is not None else value), split
+    distance = curve.distance[index]
+    reach = "–" if distance is None else f"{distance:.2g} / {curve.etas[index]:g}{mark}"
+    return [f"{value} ({percent(100 * control)})" if control is not None else value, reach], split
 
 
 def _certified(entry: Entry | None) -> tuple[str, str | None]:
@@ -113,33 +131,76 @@ def _certified(entry: Entry | None) -> tuple[str, str | None]:
     return f"[{show[0]}, {show[1]}]", split
 
 
+@VIEWS.register("lifecycle-recovery-table")
+def lifecycle_recovery_table(view: ViewInput) -> TableView:
+    """Recovered class test accuracy at every eta with the distance the attack reached there."""
+    curves, rows = {}, []
+    for protection, cls in _targets(view):
+        found = _by_role(view.entries, protection, cls)
+        for row in ROW_ORDER:
+            entry = found.get((row, "recover"))
+            curve = curve_of(entry) if entry is not None else None
+            if curve is not None:
+                curves[(protection, row)] = curve
+    etas = sorted({e for c in curves.values() for e in c.etas})
+    unreached = []
+    for (protection, row), curve in curves.items():
+        cells = [protection, row]
+        for eta in etas:
+            if eta not in curve.etas:
+                cells.append("–")
+                continue
+            i = curve.etas.index(eta)
+            mark = "" if curve.reached[i] else "*"
+            distance = "?" if curve.distance[i] is None else f"{curve.distance[i]:.2g}"
+            cells.append(f"{percent(100 * curve.accuracy[i])}{mark} (d {distance}/{eta:g})")
+        rows.append(cells)
+        unreached += [f"{protection} {line}" for line in unreached_lines({row: curve})]
+    caption = (
+        "Class test accuracy (%) after the recovery attack at each radius eta; in parentheses the "
+        "weight shift ||theta - theta_0|| the attack reached / eta." + reach_caption(unreached)
+    )
+    return TableView(
+        "Lifecycle: recovery at every radius",
+        ["protection", "model", *[f"eta {e:g}" for e in etas]],
+        rows,
+        caption,
+    )
+
+
 @VIEWS.register("lifecycle-recovery")
 def lifecycle_recovery(view: ViewInput) -> FigureView:
     """Recovered class test accuracy against the radius eta, one panel per protection."""
     targets = _targets(view)
     figure = Figure(figsize=(5.2 * len(targets), 3.6))
+    unreached = []
     for index, (protection, cls) in enumerate(targets):
         axes = figure.add_subplot(1, len(targets), index + 1)
         found = _by_role(view.entries, protection, cls)
+        hollow = False
         for row in ROW_ORDER:
             entry = found.get((row, "recover"))
-            if entry is None or entry.output is None:
+            curve = curve_of(entry) if entry is not None else None
+            if curve is None:
                 continue
-            metrics = entry.output.metrics
-            points = sorted((float(s.split("=")[1]), 100 * v) for (m, s), v in metrics.items()
-                            if m == "recovered_accuracy")  # fmt: skip
-            line = axes.plot(*zip(*points, strict=True), marker="o", label=row)[0]
-            control = sorted((float(s.split("=")[1]), 100 * v) for (m, s), v in metrics.items()
-                             if m == "control_accuracy")  # fmt: skip
+            values = [100 * a for a in curve.accuracy]
+            line = axes.plot(curve.etas, values, marker="o", label=row)[0]
+            hollow |= mark_unreached(axes, curve, values, line.get_color())
+            unreached += [f"{protection} {text}" for text in unreached_lines({row: curve})]
+            control = [(e, 100 * c) for e, c in zip(curve.etas, curve.control, strict=False) if c is not None]
             if control:
                 axes.plot(*zip(*control, strict=True), ls=":", color=line.get_color())
+        if hollow:
+            legend_unreached(axes)
         axes.set_title(f"{protection}: class {cls} forgotten", fontsize=9)
         axes.set_xlabel("eta (l2 bound on the weight shift)")
         axes.set_ylabel("class test accuracy after recovery (%)")
         axes.set_ylim(0, 100)
-        axes.legend(fontsize=7)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7)
     caption = (
         "Solid: accuracy on the forgotten class's test images after the recovery attack (projected SGD "
-        "on 10% of that class's clean training images); dotted: the other classes' accuracy."
-    )
+        "on 10% of that class's clean training images); dotted: the other classes' accuracy; hollow: "
+        "radius not reached."
+    ) + reach_caption(unreached)
     return FigureView("Lifecycle: recovery curves", png(figure), caption)

@@ -6,6 +6,12 @@ attack can collapse a model into always predicting the target class, which a
 target-class accuracy rewards; where the audit measured the other classes' accuracy
 (``control_accuracy``) the views draw it dotted and flag a collapse: other-class
 accuracy below ``COLLAPSE_SHARE`` of its value before the attack (eta 0).
+
+Every point also carries the distance the attack reached and whether the radius was
+reached (metric ``radius_reached``; ``dememo.audit.recovery.radius_reached``): where it was
+not, the attack's budget, not eta, bounded it. Tables mark such cells "*" with a footnote,
+figures draw them hollow ("radius not reached"), and captions list them in a warning line
+instead of reading depth from them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from dememo.audit.jobs import CertifyOptions
+from dememo.audit.recovery import RADIUS_TOLERANCE, radius_reached
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
@@ -31,6 +38,16 @@ class Curve:
     accuracy: list[float]
     distance: list[float]
     control: list[float | None] = field(default_factory=list)
+    reached: list[bool] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.reached:
+            self.reached = [d is None or radius_reached(d, e)
+                            for e, d in zip(self.etas, self.distance, strict=True)]  # fmt: skip
+
+    def unreached(self) -> list[float]:
+        """Etas > 0 whose radius the attack did not reach (its budget ran out first)."""
+        return [e for e, r in zip(self.etas, self.reached, strict=True) if e > 0 and not r]
 
     def collapsed_at(self) -> list[float]:
         """Etas where the other classes' accuracy fell below COLLAPSE_SHARE of its eta-0 value."""
@@ -58,8 +75,50 @@ def curve_of(entry: Entry) -> Curve | None:
         return [entry.metric(name, f"eta={e:g}") for e in etas]
 
     control = series("control_accuracy")
-    return Curve(etas, series("recovered_accuracy"), series("distance"),  # type: ignore[arg-type]
-                 control if any(c is not None for c in control) else [])  # fmt: skip
+    distance = series("distance")
+    reached = [bool(r) if r is not None else (d is None or radius_reached(d, e))  # older runs: by distance
+               for e, r, d in zip(etas, series("radius_reached"), distance, strict=True)]  # fmt: skip
+    return Curve(etas, series("recovered_accuracy"), distance,  # type: ignore[arg-type]
+                 control if any(c is not None for c in control) else [], reached)  # fmt: skip
+
+
+def unreached_lines(curves: dict[str, Curve | None]) -> list[str]:
+    """One warning line per curve whose radius was not reached at some eta > 0."""
+    lines = []
+    for name, curve in curves.items():
+        if curve is None or not curve.unreached():
+            continue
+        points = ", ".join(f"eta {e:g} (distance {_distance(curve, e)})" for e in curve.unreached())
+        lines.append(f"{name}: radius not reached at {points}")
+    return lines
+
+
+def _distance(curve: Curve, eta: float) -> str:
+    d = curve.distance[curve.etas.index(eta)]
+    return "?" if d is None else f"{d:.2g}"
+
+
+def reach_caption(lines: list[str]) -> str:
+    """The caption's radius sentence: all reached, or a warning line per unreached curve."""
+    if not lines:
+        return (" Every attack reached its radius (the projection engaged or the distance came within "
+                f"{100 * RADIUS_TOLERANCE:g}% of eta).")  # fmt: skip
+    return (
+        " * radius not reached: the attack's budget (epochs, lr), not eta, bounded the weight shift, so "
+        "these points say nothing about depth at that radius. WARNING " + "; WARNING ".join(lines) + "."
+    )
+
+
+def mark_unreached(axes, curve: Curve, values: list[float], color) -> bool:
+    """Hollow markers on the points whose radius was not reached; True if any."""
+    missed = [(e, v) for e, v, r in zip(curve.etas, values, curve.reached, strict=True) if not r]
+    if missed:
+        axes.plot(*zip(*missed, strict=True), "o", ms=7, mfc="white", color=color, zorder=3)
+    return bool(missed)
+
+
+def legend_unreached(axes) -> None:
+    axes.plot([], [], "o", ms=7, mfc="white", color="gray", label="radius not reached")
 
 
 def _matching(entries: list[Entry], role: str, **labels: object) -> list[Entry]:
@@ -71,7 +130,7 @@ def _cell(curve: Curve | None, eta: float) -> str:
     if curve is None or eta not in curve.etas:
         return "–"
     index = curve.etas.index(eta)
-    text = percent(100 * curve.accuracy[index])
+    text = percent(100 * curve.accuracy[index]) + ("" if curve.reached[index] else "*")
     if curve.control:
         text += f" ({percent(100 * curve.control[index]) if curve.control[index] is not None else '–'})"
         if eta in curve.collapsed_at():
@@ -84,6 +143,12 @@ def _all_etas(curves: list[Curve | None]) -> list[float]:
 
 
 # -- Figure 9: recovery of models trained on protected data (recovery-protected study) --
+
+
+def _protected_unreached(view: ViewInput, per_victim: list[dict[str, Curve | None]]) -> list[str]:
+    victims = view.settings.victims
+    return [f"{victim.describe()} {line}" for victim, curves in zip(victims, per_victim, strict=True)
+            for line in unreached_lines(curves)]  # fmt: skip
 
 
 def _protected_curves(view: ViewInput, victim: int) -> dict[str, Curve | None]:
@@ -116,6 +181,7 @@ def recovery_table(view: ViewInput) -> TableView:
         f"{100 * attack.get('attack_fraction', 0.1):g}% of the clean training split, evaluated on the "
         "whole test split. Eta 0 is the victim as trained. The paper shows Figure 9 as an image only."
     )
+    caption += reach_caption(_protected_unreached(view, per_victim))
     return TableView("Figure 9: recovery of models trained on protected data", header, rows, caption)
 
 
@@ -125,16 +191,22 @@ def recovery_curves(view: ViewInput) -> FigureView:
     settings = view.settings
     count = len(settings.victims)
     figure = Figure(figsize=(5.2 * count, 3.8), layout="constrained")
+    per_victim = [_protected_curves(view, index) for index in range(count)]
     for index, victim in enumerate(settings.victims):
         axes = figure.add_subplot(1, count, index + 1)
-        for method, curve in _protected_curves(view, index).items():
+        hollow = False
+        for method, curve in per_victim[index].items():
             if curve is not None:
                 style = {"ls": "--", "color": "black"} if method == "clean" else {}
-                axes.plot(
-                    curve.etas, [100 * a for a in curve.accuracy], marker="o", ms=3, label=method, **style
-                )
+                values = [100 * a for a in curve.accuracy]
+                line = axes.plot(curve.etas, values, marker="o", ms=3, label=method, **style)[0]
+                hollow |= mark_unreached(axes, curve, values, line.get_color())
+        if hollow:
+            legend_unreached(axes)
         _decorate(axes, victim.describe(), "test accuracy (%)")
-    caption = "Test accuracy after projected-SGD recovery within an l2 ball of radius eta."
+    caption = "Test accuracy after projected-SGD recovery within an l2 ball of radius eta"
+    caption += "; hollow: radius not reached."
+    caption += reach_caption(_protected_unreached(view, per_victim))
     return FigureView("Figure 9: recovery of models trained on protected data", png(figure), caption)
 
 
@@ -171,6 +243,11 @@ def _kind(settings: InterplaySettings, cls: int) -> str:
     return "protected" if cls in settings.scenario_settings().protected_classes else "clean"
 
 
+def _class_unreached(targets: dict[tuple[str, int], dict[str, Curve]]) -> list[str]:
+    return [f"{protection} class {cls} {line}" for (protection, cls), curves in targets.items()
+            for line in unreached_lines(curves)]  # fmt: skip
+
+
 def _collapses(targets: dict[tuple[str, int], dict[str, Curve]]) -> list[str]:
     flagged = []
     for (protection, cls), curves in targets.items():
@@ -205,7 +282,9 @@ def recovery_class_table(view: ViewInput) -> TableView:
         f"Test accuracy (%) on the forgotten class after the recovery attack ({view.scale} scale; "
         "in parentheses: accuracy on the other classes' test images). The attack fine-tunes on 10% of "
         "the class's clean training images within an l2 ball of radius eta; eta 0 is the model as "
-        "unlearned. The paper shows these figures as images only." + _collapse_caption(_collapses(targets))
+        "unlearned. The paper shows these figures as images only."
+        + _collapse_caption(_collapses(targets))
+        + reach_caption(_class_unreached(targets))
     )
     return TableView("Recovery of unlearned models: target-class accuracy", header, rows, caption)
 
@@ -219,11 +298,12 @@ def recovery_class(view: ViewInput) -> FigureView:
     figure = Figure(figsize=(6.0, 3.6 * max(1, len(targets))), layout="constrained")
     for index, ((protection, cls), curves) in enumerate(targets.items()):
         axes = figure.add_subplot(max(1, len(targets)), 1, index + 1)
+        hollow = False
         for row, curve in curves.items():
             style = {"ls": "--", "color": "black"} if row == "clean" else {}
-            line = axes.plot(
-                curve.etas, [100 * a for a in curve.accuracy], marker="o", ms=3, label=row, **style
-            )[0]
+            values = [100 * a for a in curve.accuracy]
+            line = axes.plot(curve.etas, values, marker="o", ms=3, label=row, **style)[0]
+            hollow |= mark_unreached(axes, curve, values, line.get_color())
             if curve.control:
                 points = [
                     (e, 100 * c) for e, c in zip(curve.etas, curve.control, strict=True) if c is not None
@@ -232,12 +312,15 @@ def recovery_class(view: ViewInput) -> FigureView:
             collapsed = curve.collapsed_at()
             axes.plot(collapsed, [100 * curve.accuracy[curve.etas.index(e)] for e in collapsed], "x",
                       color="red", ms=8)  # fmt: skip
+        if hollow:
+            legend_unreached(axes)
         _decorate(
             axes, f"{protection}: class {cls} ({_kind(settings, cls)}) forgotten", "class test accuracy (%)"
         )
     flagged = _collapses(targets)
     caption = ("Solid: accuracy on the forgotten class's test images after the attack; dotted: the other "
-               "classes' test images; red x: collapse." + _collapse_caption(flagged))  # fmt: skip
+               "classes' test images; red x: collapse; hollow: radius not reached."
+               + _collapse_caption(flagged) + reach_caption(_class_unreached(targets)))  # fmt: skip
     return FigureView(f"{view.spec.paper.artefact}: recovery of unlearned models", png(figure), caption)
 
 
@@ -253,9 +336,10 @@ def recovery_ft_classes(view: ViewInput) -> FigureView:
     settings: InterplaySettings = view.settings
     protections = settings.protections
     figure = Figure(figsize=(5.5, 3.6 * len(protections)), layout="constrained")
-    flagged = []
+    flagged, unreached = [], []
     for index, protection in enumerate(protections):
         axes = figure.add_subplot(len(protections), 1, index + 1)
+        hollow = False
         for number, (_, cls) in enumerate(t for t in _targets(settings) if t[0] == protection):
             curves = _class_curves(view, protection, cls)
             row = next((r for r in curves if r.startswith("FT")), None)
@@ -264,14 +348,19 @@ def recovery_ft_classes(view: ViewInput) -> FigureView:
             curve = curves[row]
             base = f"C{number % 10}"
             protected = _kind(settings, cls) == "protected"
-            axes.plot(curve.etas, [100 * a for a in curve.accuracy], marker="o", ms=3,
-                      color=_lighten(base) if protected else to_rgb(base),
+            color = _lighten(base) if protected else to_rgb(base)
+            values = [100 * a for a in curve.accuracy]
+            axes.plot(curve.etas, values, marker="o", ms=3, color=color,
                       label=f"class {cls} ({'protected' if protected else 'clean'}, {row})")  # fmt: skip
+            hollow |= mark_unreached(axes, curve, values, color)
             flagged += [f"{protection} class {cls} {row} at eta {e:g}" for e in curve.collapsed_at()]
+            unreached += [f"{protection} class {cls} {line}" for line in unreached_lines({row: curve})]
+        if hollow:
+            legend_unreached(axes)
         _decorate(axes, f"{protection}: FT-unlearned models", "class test accuracy (%)")
     caption = ("Accuracy on each forgotten class's test images after the recovery attack on its "
                "FT-unlearned model; lighter curves: protected classes, darker: clean classes.")  # fmt: skip
-    caption += _collapse_caption(flagged)
+    caption += _collapse_caption(flagged) + reach_caption(unreached)
     return FigureView(f"{view.spec.paper.artefact}: FT-unlearned models by class", png(figure), caption)
 
 
