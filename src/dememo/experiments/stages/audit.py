@@ -9,7 +9,8 @@ Inputs: 'model' (a train or unlearn stage) and, for recover, other models by nam
 Metrics are flat: ``svc_rate`` (on the target set) and ``svc_unseen_rate`` (on unseen test
 samples held out of the SVC's fit) by signal, ``auc`` by attack; ``recovered_accuracy``,
 ``control_accuracy`` and ``distance`` by ``eta=<value>``; ``certified_lower`` /
-``certified_upper`` by eta (absent where Theorem 1 abstains); ``accuracy`` by set name.
+``certified_upper`` by eta (absent where Theorem 1 abstains); ``accuracy`` and its sample
+size ``n`` by set name.
 """
 
 from __future__ import annotations
@@ -112,7 +113,9 @@ class Audit(base.StageKind):
                 target = data.scenario.target(target_spec["cls"], target_spec["part"])
                 model = AuditTarget.from_artifact(stored, dataset=dataset).model
                 values = data.evaluate(model, target, device)
-                return context.output(stored.path, {("accuracy", name): v for name, v in values.items()})
+                metrics = {("accuracy", name): v for name, v in values.items()}
+                metrics.update({("n", e.name): float(len(e.indices)) for e in target.evals})  # sample sizes
+                return context.output(stored.path, metrics)
             scenario = parent_scenario(parent, dataset, settings)
             if scenario is None:
                 raise ConfigError(
