@@ -80,6 +80,18 @@ def run_spec(
     return path
 
 
+def _print_findings(results: Path) -> None:
+    """``dememo results DIR --findings``: the findings view's verdicts per scale, as rich tables."""
+    from dememo.experiments.views.findings import recorded_verdicts
+
+    for scale, verdicts in recorded_verdicts(results).items():
+        table = Table("finding", "claim", "quantity", "value [95% interval]", "verdict", "reason",
+                      title=f"Findings ({scale} scale)")  # fmt: skip
+        for v in verdicts:
+            table.add_row(v.finding, v.claim, v.quantity, v.value(), v.verdict, v.reason)
+        console.print(table if verdicts else f"{scale}: no finding can be tested with these results")
+
+
 @app.command("results")
 def results_command(
     results: Annotated[Path, typer.Argument(help="Results directory.")] = Path("results"),
@@ -89,8 +101,14 @@ def results_command(
     status: Annotated[str | None, typer.Option(help="Only this status: done, failed, running.")] = None,
     metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
     csv: Annotated[Path | None, typer.Option(help="Write the rows as CSV here.")] = None,
+    findings: Annotated[
+        bool, typer.Option(help="Print a verdict for every paper finding the data tests.")
+    ] = False,
 ) -> None:
     """List recorded results (one row per stage and metric), filtered; optionally as CSV."""
+    if findings:
+        _print_findings(results)
+        return
     db = ResultsDB.in_directory(results, create=False)
     try:
         rows = db.rows(spec=spec, scale=scale, kind=kind, status=status, metric=metric)

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from dememo.experiments.stats import Estimate, t_interval
 from dememo.experiments.studies.base import Entry
@@ -489,6 +490,23 @@ def judge_all(entries: list[Entry], *, with_missing: bool = False) -> list[Verdi
     """Every finding's verdict; those whose data is missing only with ``with_missing``."""
     verdicts = [finding.judge(entries) for finding in FINDINGS]
     return [v for v in verdicts if with_missing or not v.reason.startswith("data missing")]
+
+
+def recorded_verdicts(results: Path) -> dict[str, list[Verdict]]:
+    """scale -> verdicts over the entries of every reproduction recorded in ``results`` at that
+    scale (pooled, each stage counted once per label set: specs that share stages share data)."""
+    from dememo.experiments.reproduce import stored_entries
+    from dememo.experiments.results import ResultsDB
+
+    db = ResultsDB.in_directory(results, create=False)
+    try:
+        pooled: dict[str, dict[tuple, Entry]] = defaultdict(dict)
+        for record in db.reproductions():
+            for e in stored_entries(db, record["spec"], record["scale"]):
+                pooled[record["scale"]][(e.key, tuple(sorted(e.labels.items(), key=str)))] = e
+    finally:
+        db.close()
+    return {scale: judge_all(list(entries.values())) for scale, entries in pooled.items()}
 
 
 HEADER = ["Finding", "Claim", "Quantity", "Value (95% interval)", "Rule", "Verdict", "Reason"]
