@@ -129,17 +129,27 @@ class ProtectionResult:
     generation_seconds: float | None
     train_seconds: float
     changed_images: int | None
+    test_size: int | None = None  # evaluation images (for the Wilson interval), when recorded
 
 
 def protection_rows(
-    entries: list[Entry], *, victim: int, augment: bool, ratio: float, paper_column: str | None
+    entries: list[Entry],
+    *,
+    victim: int,
+    augment: bool,
+    ratio: float,
+    paper_column: str | None,
+    seed: int | None = None,
 ) -> list[ProtectionResult]:
-    """Clean baseline first, then one row per method, for one victim setting (finished stages only)."""
+    """Clean baseline first, then one row per method, for one victim setting and seed (any seed
+    when None; finished stages only)."""
     dataset, _, model = (paper_column or "_").partition("_")
 
     def pick(method: str, role: str) -> Entry | None:
         wanted = {"victim": victim, "method": method, "role": role}
         wanted["ratio"] = 0.0 if method == "clean" else ratio
+        if seed is not None:
+            wanted["seed"] = seed
         if role == "victim":  # a protection serves every augmentation choice
             wanted["augment"] = augment
         for entry in entries:
@@ -151,8 +161,13 @@ def protection_rows(
     if clean is None or clean.output is None:
         return []
     clean_acc = clean.metric("accuracy", "test")
+
+    def size(entry: Entry) -> int | None:
+        n = entry.metric("n", "test")
+        return None if n is None else int(n)
+
     rows = [ProtectionResult("clean", clean_acc, 0.0, paper_accuracy(dataset, model, "clean"), None,
-                             clean.metric("train_seconds"), None)]  # fmt: skip
+                             clean.metric("train_seconds"), None, size(clean))]  # fmt: skip
     methods = dict.fromkeys(e.labels["method"] for e in entries if e.labels.get("role") == "victim")
     for method in methods:
         trained, protected = pick(method, "victim"), pick(method, "protect")
@@ -163,7 +178,7 @@ def protection_rows(
         rows.append(ProtectionResult(
             method, accuracy, 100 * (clean_acc - accuracy), paper_accuracy(dataset, model, method),
             protected.metric("generation_seconds"), trained.metric("train_seconds"),
-            None if changed is None else int(changed),
+            None if changed is None else int(changed), size(trained),
         ))  # fmt: skip
     return rows
 
