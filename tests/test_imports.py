@@ -117,6 +117,7 @@ def test_stage_packages_do_not_import_experiments_or_cli():
 REGISTERED = {  # recorded before issue 16's layout change
     "STUDIES": ["interplay", "interplay-levels", "llm", "protect-eval", "recovery-protected"],
     "VIEWS": ["augmentation-bars", "augmentation-table", "certified-bounds", "certified-curves", "figure12",
+              "findings",  # issue 17
               "interplay-table", "lifecycle-recovery", "lifecycle-recovery-table", "lifecycle-summary",
               "mia-gap", "mia-table",
               "ratio-curve", "ratio-table", "recovery-class", "recovery-class-table", "recovery-curves",

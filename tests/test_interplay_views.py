@@ -88,8 +88,8 @@ def test_mia_table_shows_the_unseen_rate_beside_each_target_rate_and_names_the_s
                                 u_correctness=0.5, u_probability=0.125, u_entropy=0.0))  # fmt: skip
     [mia] = VIEWS.get("mia-table")(view(level, entries))
     ft = mia.rows[1]
-    assert ft[1].startswith("0.0500 [0.5000] (") and ft[2].startswith("0.7000↑ [0.1250] (")
-    assert ft[3].startswith("0.2500 [0.0000] (")
+    assert ft[1].startswith("0.0500 [unseen 0.5000] (") and ft[2].startswith("0.7000↑ [unseen 0.1250] (")
+    assert ft[3].startswith("0.2500 [unseen 0.0000] (")
     assert "unseen test images" in mia.caption
     assert "as-trained shadow members, at most 2000 a side" in mia.caption
     official = settings("class", [0], mia={"max_shadow": None, "shadow": "clean"})
@@ -153,3 +153,27 @@ def test_interplay_specs_run_at_smoke_scale_and_table5_reuses_them(tmp_path):
         assert title in html
     assert html.count("data:image/png;base64,") == 2  # Figures 5-8, class and subset level
     assert load_spec("table5").settings("paper").blocks()[0].protections == ["ue-s", "tue", "pue", "ops"]
+
+
+def test_cells_over_seeds_show_mean_spread_interval_and_sample_sizes():
+    """Three seeds of one cell: the mean, ±std, the 95% t-interval and '3 seeds'; one seed with
+    its evaluation size: the Wilson interval and n."""
+    level = settings("class", [0])
+    entries = []
+    for seed, (du, rate) in enumerate([(10.0, 0.2), (20.0, 0.3), (30.0, 0.4)]):
+        for row in ("RT", "FT_small", "Before"):
+            unlearn = entry(
+                "class", 0, "Du", row, "accuracy" if row == "Before" else "unlearn", Du=du, Duc=50.0
+            )
+            unlearn.labels["seed"] = seed
+            mia = entry("class", 0, "Du", row, "mia", correctness=rate, probability=rate, entropy=rate)
+            mia.labels["seed"] = seed
+            entries += [unlearn, mia]
+    [table] = VIEWS.get("interplay-table")(view(level, entries))
+    assert table.rows[1][1].startswith("20.00 ±10.00 [") and "3 seeds" in table.rows[1][1]
+    [mia] = VIEWS.get("mia-table")(view(level, entries))
+    assert mia.rows[1][1].startswith("0.3000 ±0.1000 [") and "3 seeds" in mia.rows[1][1]
+    one = entry("class", 0, "Du", "RT", "unlearn", Du=70.0)
+    one.output.metrics[("n", "Du")] = 10
+    [single] = VIEWS.get("interplay-table")(view(level, [one]))
+    assert single.rows[0][1].startswith("70.00 [39.68, 89.22] n=10")

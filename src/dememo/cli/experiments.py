@@ -88,6 +88,18 @@ def run_spec(
     return path
 
 
+def _print_findings(results: Path) -> None:
+    """``dememo results DIR --findings``: the findings view's verdicts per scale, as rich tables."""
+    from dememo.experiments.views.findings import recorded_verdicts
+
+    for scale, verdicts in recorded_verdicts(results).items():
+        table = Table("finding", "claim", "quantity", "value [95% interval]", "verdict", "reason",
+                      title=f"Findings ({scale} scale)")  # fmt: skip
+        for v in verdicts:
+            table.add_row(v.finding, v.claim, v.quantity, v.value(), v.verdict, v.reason)
+        console.print(table if verdicts else f"{scale}: no finding can be tested with these results")
+
+
 @app.command("results")
 def results_command(
     results: Annotated[Path, typer.Argument(help="Results directory.")] = Path("results"),
@@ -103,12 +115,18 @@ def results_command(
             "unit per metric, label columns, abstentions as rows."
         ),
     ] = None,
+    findings: Annotated[
+        bool, typer.Option(help="Print a verdict for every paper finding the data tests.")
+    ] = False,
 ) -> None:
     """List recorded results (one row per stage and metric), filtered; optionally as CSV (also
     when standard output is not a terminal, so a pipe gets every column)."""
     check_choice(status, STATUSES, "--status")
     if csv is not None and str(csv) != "-":
         check_writable(csv, is_file=True, what="--csv")
+    if findings:
+        _print_findings(results)
+        return
     db = ResultsDB.in_directory(results, create=False)
     try:
         filters = {"spec": spec, "scale": scale, "kind": kind, "status": status, "metric": metric}

@@ -11,7 +11,8 @@ samples held out of the SVC's fit) by signal, ``auc`` by attack; ``recovered_acc
 ``control_accuracy``, ``distance`` and ``radius_reached`` (1 if the ball bound the attack at
 that eta, 0 if its budget ran out first: ``dememo.audit.recovery.radius_reached``) by
 ``eta=<value>``; ``certified_lower`` /
-``certified_upper`` by eta (absent where Theorem 1 abstains); ``accuracy`` by set name.
+``certified_upper`` by eta (absent where Theorem 1 abstains); ``accuracy`` and its sample
+size ``n`` by set name.
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ class Audit(base.StageKind):
                 target = data.scenario.target(target_spec["cls"], target_spec["part"])
                 model = AuditTarget.from_artifact(stored, dataset=dataset).model
                 values = data.evaluate(model, target, device)
-                return context.output(stored.path, {("accuracy", name): v for name, v in values.items()})
+                metrics = {("accuracy", name): v for name, v in values.items()}
+                metrics.update({("n", e.name): float(len(e.indices)) for e in target.evals})  # sample sizes
+                return context.output(stored.path, metrics)
             scenario = parent_scenario(parent, dataset, settings)
             if scenario is None:
                 raise ConfigError(

@@ -57,5 +57,6 @@ class Train(base.StageKind):
                 ("accuracy", "test"): metrics["test_accuracy"],
                 ("accuracy", "train"): metrics["train_accuracy"],
                 ("train_seconds", ""): metrics["train_seconds"],
+                ("n", "test"): float(len(test_split(train_config, dataset))),  # sample size
             },
         )

@@ -3,7 +3,7 @@
 Config: the method, its raw options (validated when the stage is planned; RT's recipe
 defaults to the parent's at run time), the scenario settings, the class and the forget
 set (Du or Dc). Metrics: accuracy (%) on each of the target's evaluation sets, split
-by set name (the columns of Tables 10-17), and the unlearning cost.
+by set name (the columns of Tables 10-17), its size (``n`` by set name) and the unlearning cost.
 """
 
 from __future__ import annotations
@@ -54,5 +54,6 @@ class Unlearn(base.StageKind):
                                  **config["options"])  # fmt: skip
         values = data.evaluate(result.model, target, device)
         metrics = {("accuracy", name): value for name, value in values.items()}
+        metrics.update({("n", e.name): float(len(e.indices)) for e in target.evals})  # sample sizes
         metrics[("unlearn_seconds", "")] = result.record["seconds"]
         return context.output(result.artifact.path, metrics)

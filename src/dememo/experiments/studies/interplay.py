@@ -10,9 +10,14 @@ counterparts, a recovery curve on the forgotten class, Theorem 1 bounds. With
 "clean" curve of Figures 2 and 10).
 
 Labels of every planned stage: protection, level, cls, part, row (RT, IF_small, ...,
-Before, clean) and role (protect, train, unlearn, accuracy, mia, recover, certify). With
+Before, clean), role (protect, train, unlearn, accuracy, mia, recover, certify) and seed. With
 ``certify_runs`` RT retrains with other seeds (role reference) feed every certify audit
 of their target as Theorem 2's reference-mechanism runs.
+
+``seeds`` repeats the whole plan per seed (default: ``[seed]``): the victim's training, the
+protection, the unlearning runs and the audits take that seed; the scenario (which classes
+and positions are protected) stays the one of ``seed``, so every seed answers the same
+question. The stages of ``seed`` itself are exactly the single-seed plan's (same keys).
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ class InterplaySettings(BaseModel):
     notes: str = ""
     victim: Victim
     seed: int = 0
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="repeat the plan per seed (default [seed]); the scenario keeps seed"
+    )
     level: Literal["class", "subset"]
     scenario: dict[str, Any] = Field({}, description="ScenarioSettings beyond level and seed")
     protections: list[str] = Field(min_length=1)
@@ -80,6 +88,8 @@ class InterplaySettings(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> InterplaySettings:
         self.scenario_settings()  # unknown scenario keys fail here
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
         for block in (self.mia, self.recover, self.certify):
             if block and "target_class" in block:
                 raise ValueError("audit options take no target_class: the study sets it per target")
@@ -95,20 +105,31 @@ class InterplaySettings(BaseModel):
             raise ValueError(f"recover_classes {sorted(unplanned)} are not in classes {self.classes}")
         return self
 
+    def seed_list(self) -> list[int]:
+        """The seeds the plan repeats over (``seeds``, or the one ``seed``)."""
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    def seeded(self, options: dict[str, Any] | None, seed: int) -> dict[str, Any] | None:
+        """Options of an unlearning run or audit for ``seed``: unchanged for the base seed (its
+        stages keep their keys), else with that seed."""
+        if options is None or seed == self.seed:
+            return options
+        return {**options, "seed": seed}
+
     def scenario_settings(self) -> ScenarioSettings:
         return ScenarioSettings(level=self.level, seed=self.seed, **self.scenario)
 
-    def protect_options_for(self, method: str) -> dict[str, Any]:
+    def protect_options_for(self, method: str, seed: int | None = None) -> dict[str, Any]:
         options = preset_options(self.preset).get(method, {})
         options.update(self.protect_options.get(method, {}))
         if self.level == "class":
             options["classes"] = list(self.scenario_settings().protected_classes)
-        return {**options, "seed": self.seed}
+        return {**options, "seed": self.seed if seed is None else seed}
 
-    def train_config(self) -> TrainConfig:
+    def train_config(self, seed: int | None = None) -> TrainConfig:
         victim = self.victim
         return TrainConfig(dataset=victim.dataset, model=victim.model, recipe=victim.recipe_for(True),
-                           seed=self.seed, train_per_class=victim.train_per_class,
+                           seed=self.seed if seed is None else seed, train_per_class=victim.train_per_class,
                            test_per_class=victim.test_per_class, precision=victim.precision)  # fmt: skip
 
     def rows(self, protection: str, part: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -140,18 +161,22 @@ class Interplay(Study):
     Settings = InterplaySettings
 
     def plan(self, settings: InterplaySettings) -> list[Planned]:  # type: ignore[override]
+        return [item for seed in settings.seed_list() for item in self.plan_seed(settings, seed)]
+
+    def plan_seed(self, settings: InterplaySettings, seed: int) -> list[Planned]:
+        """The stages of one seed (label ``seed``); the base seed's are the single-seed plan's."""
         scenario = settings.scenario_settings()
-        config = settings.train_config()
+        config = settings.train_config(seed)
         planned: list[Planned] = []
         clean = train_stage(config) if settings.clean_reference else None
         if clean is not None:
-            planned.append(Planned(clean, {"row": "clean", "role": "train"}))
+            planned.append(Planned(clean, {"row": "clean", "role": "train", "seed": seed}))
         recover_classes = settings.classes if settings.recover_classes is None else settings.recover_classes
         for protection in settings.protections:
             protect = protect_stage(protection, config.dataset, config.train_per_class,
-                                    **settings.protect_options_for(protection))  # fmt: skip
+                                    **settings.protect_options_for(protection, seed))  # fmt: skip
             before = train_stage(config, protect, scenario)
-            base = {"protection": protection, "level": settings.level}
+            base = {"protection": protection, "level": settings.level, "seed": seed}
             planned += [Planned(protect, {**base, "role": "protect"}),
                         Planned(before, {**base, "row": "Before", "role": "train"})]  # fmt: skip
             for cls in settings.classes:
@@ -162,52 +187,52 @@ class Interplay(Study):
                                            {**where, "row": "Before", "role": "accuracy"}))  # fmt: skip
                     models: dict[str, Stage] = {"Before": before}
                     for row, method, options in settings.rows(protection, part):
+                        options = settings.seeded(options, seed)
                         stage = unlearn_stage(before, method, scenario, cls, part, options, label=row)
                         planned.append(Planned(stage, {**where, "row": row, "role": "unlearn"}))
                         models[row] = stage
                     if clean is not None and cls in recover_classes:
                         models["clean"] = clean
-                    runs = self._reference_runs(settings, before, target, where)
+                    runs = self._reference_runs(settings, before, target, where, seed)
                     planned += runs
                     references = {f"run{i}": run.stage for i, run in enumerate(runs)}
                     planned += self._audits(
-                        settings, models, where, target, cls in recover_classes, references
+                        settings, models, where, target, cls in recover_classes, references, seed
                     )
         return planned
 
     @staticmethod
     def _reference_runs(settings: InterplaySettings, before: Stage, target: dict[str, Any],
-                        where: dict[str, Any]) -> list[Planned]:  # fmt: skip
+                        where: dict[str, Any], seed: int) -> list[Planned]:  # fmt: skip
         """RT retrains of one target with seeds seed+1.. (Theorem 2's reference-mechanism runs)."""
         runs = []
-        for seed in range(settings.seed + 1, settings.seed + 1 + settings.certify_runs):
-            options = {**settings.method_options.get("rt", {}), "seed": seed}
+        for other in range(seed + 1, seed + 1 + settings.certify_runs):
+            options = {**settings.method_options.get("rt", {}), "seed": other}
             stage = unlearn_stage(before, "rt", target["scenario"], target["cls"], target["part"], options,
-                                  label=f"RT seed {seed}")  # fmt: skip
-            runs.append(Planned(stage, {**where, "row": f"RT seed {seed}", "role": "reference"}))
+                                  label=f"RT seed {other}")  # fmt: skip
+            runs.append(Planned(stage, {**where, "row": f"RT seed {other}", "role": "reference"}))
         return runs
 
     @staticmethod
     def _audits(settings: InterplaySettings, models: dict[str, Stage], where: dict[str, Any],
-                target: dict[str, Any], recover: bool, runs: dict[str, Stage]) -> list[Planned]:  # fmt: skip
+                target: dict[str, Any], recover: bool, runs: dict[str, Stage],
+                seed: int) -> list[Planned]:  # fmt: skip
         planned = []
+        mia, recovery, certify = (settings.seeded(block, seed) for block in
+                                  (settings.mia, settings.recover, settings.certify))  # fmt: skip
         cls = target["cls"]
         for row, model in models.items():
             labels = {**where, "row": row}
             # Tables 18-25: every class-level target; at subset level the Du-forget block only
-            if (
-                settings.mia is not None
-                and row != "clean"
-                and (settings.level == "class" or where["part"] == "Du")
-            ):
-                stage = audit_stage("mia", model, settings.mia, **target, label=f"{row} class {cls}")
+            if mia is not None and row != "clean" and (settings.level == "class" or where["part"] == "Du"):
+                stage = audit_stage("mia", model, mia, **target, label=f"{row} class {cls}")
                 planned.append(Planned(stage, {**labels, "role": "mia"}))
-            if settings.recover is not None and recover:
-                options = {**settings.recover, "target_class": cls}
+            if recovery is not None and recover:
+                options = {**recovery, "target_class": cls}
                 planned.append(Planned(audit_stage("recover", model, options, label=f"{row} class {cls}"),
                                        {**labels, "role": "recover"}))  # fmt: skip
-            if settings.certify is not None and row != "clean":
-                options = {**settings.certify, "target_class": cls}
+            if certify is not None and row != "clean":
+                options = {**certify, "target_class": cls}
                 stage = audit_stage("certify", model, options, others=runs, label=f"{row} class {cls}")
                 planned.append(Planned(stage, {**labels, "role": "certify"}))
         return planned

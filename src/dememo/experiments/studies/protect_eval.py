@@ -8,6 +8,10 @@ depend on the victim's augmentation, so Figure 4's two victims share it.
 ``evaluate_protection`` is protect-eval as a library call (the ``dememo protect-eval``
 command): the same plan on one loaded dataset, run with an in-memory results database,
 so every artifact is reused by config hash.
+
+``seeds`` repeats the plan per seed (default ``[seed]``; label ``seed``): each seed's
+protections and victims take that seed, and the base seed's stages are the single-seed
+plan's (same keys).
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class ProtectEvalSettings(BaseModel):
     ratios: list[float] = Field([1.0], min_length=1)
     augment: list[bool] = Field([True], min_length=1)
     seed: int = 0
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="repeat the plan per seed (default [seed])"
+    )
     victims: list[Victim] = Field(min_length=1)
     notes: str = ""
 
@@ -60,10 +67,21 @@ class ProtectEvalSettings(BaseModel):
             raise ValueError(f"poisoning ratios must be in (0, 1], got {value}")
         return value
 
-    def method_options(self, method: str, ratio: float) -> dict[str, object]:
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct, got {value}")
+        return value
+
+    def seed_list(self) -> list[int]:
+        """The seeds the plan repeats over (``seeds``, or the one ``seed``)."""
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    def method_options(self, method: str, ratio: float, seed: int | None = None) -> dict[str, object]:
         options = preset_options(self.preset).get(method, {})
         options.update(self.options.get(method, {}))
-        return {**options, "fraction": ratio, "seed": self.seed}
+        return {**options, "fraction": ratio, "seed": self.seed if seed is None else seed}
 
 
 @register_study
@@ -72,6 +90,11 @@ class ProtectEval(Study):
     Settings = ProtectEvalSettings
 
     def plan(self, settings: ProtectEvalSettings) -> list[Planned]:  # type: ignore[override]
+        return [item for seed in settings.seed_list() for item in self.plan_seed(settings, seed)]
+
+    @staticmethod
+    def plan_seed(settings: ProtectEvalSettings, seed: int) -> list[Planned]:
+        """The stages of one seed (label ``seed``); the base seed's are the single-seed plan's."""
         planned = []
         for index, victim in enumerate(settings.victims):
             for augment in settings.augment:
@@ -79,18 +102,18 @@ class ProtectEval(Study):
                     dataset=victim.dataset,
                     model=victim.model,
                     recipe=victim.recipe_for(augment),
-                    seed=settings.seed,
+                    seed=seed,
                     train_per_class=victim.train_per_class,
                     test_per_class=victim.test_per_class,
                     precision=victim.precision,
                 )
-                where = {"victim": index, "augment": augment}
+                where = {"victim": index, "augment": augment, "seed": seed}
                 clean = {**where, "method": "clean", "ratio": 0.0, "role": "victim"}
                 planned.append(Planned(train_stage(base), clean))
                 for ratio in settings.ratios:
                     for method in settings.methods:
                         protect = protect_stage(method, victim.dataset, victim.train_per_class,
-                                                **settings.method_options(method, ratio))  # fmt: skip
+                                                **settings.method_options(method, ratio, seed))  # fmt: skip
                         labels = {**where, "method": method, "ratio": ratio}
                         planned.append(Planned(protect, {**labels, "role": "protect"}))
                         planned.append(Planned(train_stage(base, protect), {**labels, "role": "victim"}))
@@ -106,17 +129,27 @@ class ProtectionResult:
     generation_seconds: float | None
     train_seconds: float
     changed_images: int | None
+    test_size: int | None = None  # evaluation images (for the Wilson interval), when recorded
 
 
 def protection_rows(
-    entries: list[Entry], *, victim: int, augment: bool, ratio: float, paper_column: str | None
+    entries: list[Entry],
+    *,
+    victim: int,
+    augment: bool,
+    ratio: float,
+    paper_column: str | None,
+    seed: int | None = None,
 ) -> list[ProtectionResult]:
-    """Clean baseline first, then one row per method, for one victim setting (finished stages only)."""
+    """Clean baseline first, then one row per method, for one victim setting and seed (any seed
+    when None; finished stages only)."""
     dataset, _, model = (paper_column or "_").partition("_")
 
     def pick(method: str, role: str) -> Entry | None:
         wanted = {"victim": victim, "method": method, "role": role}
         wanted["ratio"] = 0.0 if method == "clean" else ratio
+        if seed is not None:
+            wanted["seed"] = seed
         if role == "victim":  # a protection serves every augmentation choice
             wanted["augment"] = augment
         for entry in entries:
@@ -128,8 +161,13 @@ def protection_rows(
     if clean is None or clean.output is None:
         return []
     clean_acc = clean.metric("accuracy", "test")
+
+    def size(entry: Entry) -> int | None:
+        n = entry.metric("n", "test")
+        return None if n is None else int(n)
+
     rows = [ProtectionResult("clean", clean_acc, 0.0, paper_accuracy(dataset, model, "clean"), None,
-                             clean.metric("train_seconds"), None)]  # fmt: skip
+                             clean.metric("train_seconds"), None, size(clean))]  # fmt: skip
     methods = dict.fromkeys(e.labels["method"] for e in entries if e.labels.get("role") == "victim")
     for method in methods:
         trained, protected = pick(method, "victim"), pick(method, "protect")
@@ -140,7 +178,7 @@ def protection_rows(
         rows.append(ProtectionResult(
             method, accuracy, 100 * (clean_acc - accuracy), paper_accuracy(dataset, model, method),
             protected.metric("generation_seconds"), trained.metric("train_seconds"),
-            None if changed is None else int(changed),
+            None if changed is None else int(changed), size(trained),
         ))  # fmt: skip
     return rows
 

@@ -1,6 +1,7 @@
 """Views: one file per family of paper artefacts (tables and figures) on the protocol in base."""
 
 from dememo.experiments.views import (  # noqa: F401  (registers the views)
+    findings,
     interplay,
     lifecycle,
     llm,

@@ -9,6 +9,7 @@ from the mia audits' ``svc_rate`` metrics.
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 
 from dememo.audit.jobs import MIAOptions
 from dememo.audit.mia import PAPER_SIGNALS, is_damaged
+from dememo.experiments.stats import Estimate, seed_estimate
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, png
@@ -31,6 +33,10 @@ COLUMNS = {"subset": ("Du", "Duc", "Dc", "Dt"), "Du": ("Du", "Duc", "Dut", "Dtr"
 SIGNAL_NAMES = {"correctness": "corr", "probability": "prob", "entropy": "entro"}
 UNLEARNED = [row for row in ROW_ORDER if row not in ("RT", "Before", "clean")]
 UP = "↑"
+INTERVALS = (
+    "Over several seeds a cell is the mean ±std [95% t-interval] and the seed count; for one "
+    "model, [95% Wilson interval] and n, the evaluation samples."
+)
 CLASS_COUNT = {"cifar100": 100}  # classes of a dataset for the chance level of Dt (default 10)
 
 
@@ -47,31 +53,52 @@ def number(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+Key = tuple[str, int, str, str]  # (protection, cls, part, row)
+Values = dict[Key, dict[str, list[float]]]  # per split, one value per seed
+
+
 @dataclass(frozen=True)
 class Results:
-    """One level's results: accuracy (%) and MIA rates by (protection, cls, part, row)."""
+    """One level's results by (protection, cls, part, row): accuracy (%) and MIA rates, each
+    the mean over the seeds run, with its estimate (interval, seeds or sample size) beside."""
 
-    accuracy: dict[tuple[str, int, str, str], dict[str, float]]
-    mia: dict[tuple[str, int, str, str], dict[str, float]]
-    unseen: dict[tuple[str, int, str, str], dict[str, float]] = dataclasses.field(default_factory=dict)
+    accuracy: dict[Key, dict[str, float]]
+    mia: dict[Key, dict[str, float]]
+    unseen: dict[Key, dict[str, float]] = dataclasses.field(default_factory=dict)
+    accuracy_estimates: dict[Key, dict[str, Estimate | None]] = dataclasses.field(default_factory=dict)
+    mia_estimates: dict[Key, dict[str, Estimate | None]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, entries: Iterable[Entry], level: str) -> Results:
-        accuracy: dict[tuple[str, int, str, str], dict[str, float]] = {}
-        mia: dict[tuple[str, int, str, str], dict[str, float]] = {}
-        unseen: dict[tuple[str, int, str, str], dict[str, float]] = {}
+        accuracy: Values = defaultdict(lambda: defaultdict(list))
+        mia: Values = defaultdict(lambda: defaultdict(list))
+        unseen: Values = defaultdict(lambda: defaultdict(list))
+        sizes: dict[Key, dict[str, int]] = defaultdict(dict)
         for entry in entries:
             labels = entry.labels
             if labels.get("level") != level or entry.output is None or "cls" not in labels:
                 continue
             key = (labels["protection"], labels["cls"], labels["part"], labels["row"])
-            metrics = entry.output.metrics
-            if labels["role"] in ("unlearn", "accuracy"):
-                accuracy[key] = {split: v for (name, split), v in metrics.items() if name == "accuracy"}
-            elif labels["role"] == "mia":
-                mia[key] = {split: v for (name, split), v in metrics.items() if name == "svc_rate"}
-                unseen[key] = {split: v for (name, split), v in metrics.items() if name == "svc_unseen_rate"}
-        return cls(accuracy, mia, unseen)
+            by_name = {"accuracy": accuracy} if labels["role"] in ("unlearn", "accuracy") else (
+                {"svc_rate": mia, "svc_unseen_rate": unseen} if labels["role"] == "mia" else {})  # fmt: skip
+            for (name, split), value in entry.output.metrics.items():
+                if name in by_name:
+                    by_name[name][key][split].append(value)
+                elif name == "n" and labels["role"] in ("unlearn", "accuracy"):
+                    sizes[key][split] = int(value)
+
+        def means(values: Values) -> dict[Key, dict[str, float]]:
+            return {k: {s: sum(v) / len(v) for s, v in d.items()} for k, d in values.items()}
+
+        def mia_size(key: Key) -> int | None:  # the SVC's target set is the accuracy's Duc or Dc
+            return sizes.get(key, {}).get("Duc" if key[2] == "Du" else "Dc")
+
+        return cls(
+            means(accuracy), means(mia), means(unseen),
+            {k: {s: seed_estimate(v, sizes.get(k, {}).get(s), percent=True) for s, v in d.items()}
+             for k, d in accuracy.items()},
+            {k: {s: seed_estimate(v, mia_size(k)) for s, v in d.items()} for k, d in mia.items()},
+        )  # fmt: skip
 
 
 def _caption_run(view: ViewInput) -> str:
@@ -87,9 +114,13 @@ def _rows(settings: InterplaySettings) -> list[str]:
 # --- Tables 10-17 -----------------------------------------------------------------------
 
 
-def accuracy_cell(run: float | None, paper: tuple[float | None, bool] | None, arrow: bool) -> str:
-    """'run↑ (paper↑)': this run's accuracy, its up-arrow, the paper's value and arrow."""
-    text = number(run) + (UP if arrow else "")
+def accuracy_cell(
+    run: float | None, paper: tuple[float | None, bool] | None, arrow: bool, estimate: Estimate | None = None
+) -> str:
+    """'run↑ (paper↑)': this run's accuracy (with its interval and seeds or n when known), its
+    up-arrow, the paper's value and arrow."""
+    text = (estimate.describe() if estimate is not None and run is not None else number(run)) + (
+        UP if arrow else "")  # fmt: skip
     if paper is not None:
         text += f" ({number(paper[0])}{UP if paper[1] else ''})"
     return text
@@ -133,12 +164,13 @@ def accuracy_table(view: ViewInput, protection: str) -> TableView:
                 where = block if level == "subset" else forget_set(level, part, cls)
                 reference = paper.get((name, level, where, row, cls, column), (None, False))
                 arrow = column == "Duc" and ft_arrow(level, part, row, value, before)
-                cells.append(accuracy_cell(value, reference, arrow))
+                estimate = results.accuracy_estimates.get((protection, cls, part, row), {}).get(column)
+                cells.append(accuracy_cell(value, reference, arrow, estimate))
             rows.append(cells)
     table = ACCURACY_TABLES[level].get(protection)
     which = f"Table {table} ({name})" if table else f"{name} (no paper table)"
     caption = (f"{which}, {level} level: accuracy (%) of this run, the paper's value in parentheses "
-               f"({_caption_run(view)}; paper: ResNet-18 on CIFAR-10, {PAPER_CITATION}). "
+               f"({_caption_run(view)}; paper: ResNet-18 on CIFAR-10, {PAPER_CITATION}). {INTERVALS} "
                + ("↑ marks an FT row of the Du-forget block whose Acc(Duc) is above the Before model's "
                   "(the paper's rule, FACTS 1.7)." if level == "subset" else ""))  # fmt: skip
     return TableView(f"{which}: {level}-level unlearning accuracy", header, rows, caption.strip())
@@ -164,14 +196,16 @@ def chance(settings: InterplaySettings) -> float:
     return 100 / CLASS_COUNT.get(settings.victim.dataset, 10)
 
 
-def mia_cell(rate: float | None, before: float | None, rt: float | None, row: str, damaged: bool) -> str:
-    """A Tables 18-25 cell: '–' for a damaged model, the rate with ↑ when above Before and RT."""
+def mia_cell(rate: float | None, before: float | None, rt: float | None, row: str, damaged: bool,
+             estimate: Estimate | None = None) -> str:  # fmt: skip
+    """A Tables 18-25 cell: '–' for a damaged model, the rate (with its interval and seeds or
+    n when known) with ↑ when above Before and RT."""
     if damaged or rate is None:
         return "–"
     above = (
         row not in ("Before", "RT") and before is not None and rt is not None and rate > before and rate > rt
     )
-    return f"{rate:.4f}" + (UP if above else "")
+    return (estimate.describe(4) if estimate is not None else f"{rate:.4f}") + (UP if above else "")
 
 
 def mia_part(settings: InterplaySettings, cls: int) -> str:
@@ -205,9 +239,10 @@ def mia_table(view: ViewInput, protection: str) -> TableView:
             for signal in PAPER_SIGNALS:
                 before = results.mia.get((protection, cls, part, "Before"), {}).get(signal)
                 rt = results.mia.get((protection, cls, part, "RT"), {}).get(signal)
-                text = mia_cell(rates.get(signal), before, rt, row, omitted)
+                estimate = results.mia_estimates.get((protection, cls, part, row), {}).get(signal)
+                text = mia_cell(rates.get(signal), before, rt, row, omitted, estimate)
                 if text != "–" and unseen.get(signal) is not None:
-                    text += f" [{unseen[signal]:.4f}]"
+                    text += f" [unseen {unseen[signal]:.4f}]"
                 value, arrow = paper.get((name, level, row, cls, signal), (None, False))
                 cells.append(f"{text} ({number(value, 4)}{UP if arrow else ''})")
         rows.append(cells)
@@ -220,7 +255,8 @@ def mia_table(view: ViewInput, protection: str) -> TableView:
     )
     shadow = MIAOptions.model_validate(settings.mia or {}).describe_shadow()
     caption = (f"{which}, {level} level: SVC membership-inference member rate on {target}, signals "
-               f"correctness/probability/entropy; in brackets the same SVC's member rate on unseen test "
+               f"correctness/probability/entropy ({INTERVALS}); 'unseen': the same SVC's member rate "
+               f"on unseen test "
                f"images of the class (held out of its fit: the rate of a non-member); the paper's value "
                f"in parentheses ({_caption_run(view)}). SVC shadow data: {shadow} (as-trained: the retain "
                f"set with the pixels the model trained on, protected where it was, as the official "

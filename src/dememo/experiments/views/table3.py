@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from dememo.experiments.stats import describe
 from dememo.experiments.studies.protect_eval import ProtectEvalSettings, ProtectionResult, protection_rows
 from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
 from dememo.reference import PAPER_CITATION
@@ -11,11 +12,28 @@ from dememo.reference import PAPER_CITATION
 TABLE3_ORDER = ("ue-c", "pue", "ops", "ue-s", "tue", "tap")  # the paper's row order, then clean
 
 
-def _rows(view: ViewInput, victim: int, augment: bool, ratio: float) -> dict[str, ProtectionResult]:
+def _rows(
+    view: ViewInput, victim: int, augment: bool, ratio: float, seed: int | None = None
+) -> dict[str, ProtectionResult]:
+    """One seed's rows (default: the first seed run; Figures 4 and 19 show that seed)."""
     settings: ProtectEvalSettings = view.settings
+    seed = _seeds(view)[0] if seed is None else seed
     rows = protection_rows(view.entries, victim=victim, augment=augment, ratio=ratio,
-                           paper_column=settings.victims[victim].paper_column)  # fmt: skip
+                           paper_column=settings.victims[victim].paper_column, seed=seed)  # fmt: skip
     return {row.method: row for row in rows}
+
+
+def _seeds(view: ViewInput) -> list[int | None]:
+    return sorted({e.labels["seed"] for e in view.entries if "seed" in e.labels}) or [None]
+
+
+def _estimate(per_seed: list[dict[str, ProtectionResult]], method: str, field: str) -> str:
+    """Test accuracy (%) or drop (points) of ``method`` over the seeds run: mean ±std [t-interval]
+    and the seed count, or for one seed the accuracy's Wilson interval and n."""
+    rows = [rows[method] for rows in per_seed if method in rows]
+    if field == "accuracy":
+        return describe([100 * r.test_accuracy for r in rows], rows[0].test_size if rows else None)
+    return describe([r.drop_points for r in rows], None)
 
 
 def _method_order(settings: ProtectEvalSettings) -> list[str]:
@@ -31,19 +49,24 @@ def table3_view(view: ViewInput) -> TableView:
     header = ["perturbation"]
     by_victim = []
     for index, victim in enumerate(settings.victims):
-        header += [f"paper {victim.paper_column or '(none)'}", f"run: {victim.describe()}"]
-        by_victim.append(_rows(view, index, augment, ratio))
+        header += [f"paper {victim.paper_column or '(none)'}", "paper drop", f"run: {victim.describe()}",
+                   "run drop"]  # fmt: skip
+        by_victim.append([_rows(view, index, augment, ratio, seed) for seed in _seeds(view)])
     rows = []
     for method in _method_order(settings):
         cells = [method]
-        for rows_of in by_victim:
-            row = rows_of.get(method)
-            cells += [percent(row.paper_accuracy if row else None),
-                      percent(100 * row.test_accuracy if row else None)]  # fmt: skip
+        for per_seed in by_victim:
+            paper = next((r[method].paper_accuracy for r in per_seed if method in r), None)
+            clean = next((r["clean"].paper_accuracy for r in per_seed if "clean" in r), None)
+            drop = None if paper is None or clean is None else clean - paper
+            cells += [percent(paper), percent(drop), _estimate(per_seed, method, "accuracy"),
+                      _estimate(per_seed, method, "drop")]  # fmt: skip
         rows.append(cells)
     caption = (f"Clean test accuracy (%) of victims trained on protected data ({view.scale} scale; "
-               f"augmentation {'on' if augment else 'off'}, poisoning ratio {ratio}). Paper values: "
-               f"{PAPER_CITATION}, Table 3, for the paper's own dataset and model.")  # fmt: skip
+               f"augmentation {'on' if augment else 'off'}, poisoning ratio {ratio}), and the drop "
+               f"against the clean victim (points). Over several seeds a cell is the mean ±std "
+               f"[95% t-interval] and the seed count; for one seed, [95% Wilson interval] and n. Paper "
+               f"values: {PAPER_CITATION}, Table 3, for the paper's own dataset and model.")  # fmt: skip
     return TableView("Table 3: unlearnability efficacy", header, rows, caption)
 
 
