@@ -162,3 +162,16 @@ def test_results_findings_prints_the_verdicts(tmp_path):
     result = CliRunner().invoke(app, ["results", str(tmp_path), "--findings"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "6.3.1" in result.output and "reproduced" in result.output
+
+
+def test_an_attack_that_collapses_the_model_is_no_recovery():
+    from dememo.experiments.views.findings import Missing, usable_gain
+
+    kept = {("recovered_accuracy", "eta=0"): 0.1, ("recovered_accuracy", "eta=0.8"): 0.9,
+            ("distance", "eta=0.8"): 0.8, ("control_accuracy", "eta=0"): 0.9,
+            ("control_accuracy", "eta=0.8"): 0.8}  # fmt: skip
+    assert usable_gain(kept) == pytest.approx(80.0)
+    with pytest.raises(Missing, match="attack collapsed the model"):
+        usable_gain({**kept, ("control_accuracy", "eta=0.8"): 0.01}, "RT")
+    with pytest.raises(Missing, match="radius not reached"):
+        usable_gain({**kept, ("distance", "eta=0.8"): 0.3})

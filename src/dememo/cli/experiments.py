@@ -15,7 +15,7 @@ from dememo.experiments.report import write_markdown, write_report
 from dememo.experiments.reproduce import stored_entries, unreached_radii
 from dememo.experiments.results import STATUSES, ResultsDB, export_rows, write_csv
 from dememo.experiments.stages import StageContext
-from dememo.experiments.views import ViewInput, table_markdown
+from dememo.experiments.views import VIEWS, ViewInput, table_markdown
 from dememo.experiments.views.lifecycle import lifecycle_recovery_table, lifecycle_summary
 from dememo.paths import artifact_root
 from dememo.progress import make_progress
@@ -198,6 +198,7 @@ def demo_command(
     finally:
         db.close()
     view = ViewInput(spec, scale, spec.settings(scale), entries)
-    for table in (lifecycle_summary(view), lifecycle_recovery_table(view)):  # the distance beside every eta
+    tables = (lifecycle_summary(view), lifecycle_recovery_table(view), VIEWS.get("findings")(view))
+    for table in tables:  # the distance beside every eta; the verdicts this scale can give
         console.print(table_markdown(table), markup=False, highlight=False, soft_wrap=True)
     console.print(f"HTML report: {path}", soft_wrap=True)

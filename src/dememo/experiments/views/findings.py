@@ -9,8 +9,9 @@ t-interval of its mean across seeds (``dememo.experiments.stats.t_interval``):
 - *contradicted* when the whole interval lies on the other side,
 - *inconclusive* otherwise, with the reason: the interval straddles the threshold, fewer than
   ``MIN_SEEDS`` seeds (no interval), data missing, the victim too weak (the Before model's
-  utility accuracy below ``MIN_VICTIM_ACCURACY``), or the recovery radius not reached (a
-  recovery's weight distance at its largest eta below ``RADIUS_REACHED`` x eta).
+  utility accuracy below ``MIN_VICTIM_ACCURACY``), the recovery radius not reached (a
+  recovery's weight distance at its largest eta below ``RADIUS_REACHED`` x eta), or the attack
+  collapsed the model (other classes' accuracy below ``COLLAPSE`` x theirs before it).
 
 The rules are pure functions of the entries (labels + metrics) so any spec's results can be
 judged: a finding whose data is absent is left out of the view (and reported as missing by
@@ -46,6 +47,7 @@ DEPTH_MARGIN = 0.0  # points
 PROTECTION_DROP = 20.0  # points of clean test accuracy a protection must cost (section 6.1)
 MIN_VICTIM_ACCURACY = 40.0  # %
 RADIUS_REACHED = 0.99  # share of eta the recovery's weight distance must reach
+COLLAPSE = 0.5  # other classes' accuracy after the attack below this share of before: collapsed
 MIN_SEEDS = 2
 UNLEARNED = ("IF", "FT", "GA")
 FAILED = 100.0  # points over RT counted for a method none of whose scales keeps utility
@@ -144,6 +146,26 @@ class Missing(Exception):
     """A finding's data is absent or unusable; its message is the reason."""
 
 
+def usable_gain(metrics: dict, what: str = "") -> float | None:
+    """The recovery gain in points of one audit (None without a curve); Missing when the attack
+    did not reach its radius, or when it collapsed the model: the other classes' accuracy (the
+    control set) at the largest eta fell below COLLAPSE x its value at the smallest, so the
+    'recovered' class is a one-class predictor's, not a recovery."""
+    gain = recovery_gain(metrics)
+    if gain is None:
+        return None
+    points, eta, distance = gain
+    where = f"{what}: " if what else ""
+    if eta > 0 and distance < RADIUS_REACHED * eta:
+        raise Missing(f"radius not reached ({where}distance {distance:.3g} < {RADIUS_REACHED} x {eta:g})")
+    controls = sorted((float(split[4:]), v) for (name, split), v in metrics.items()
+                      if name == "control_accuracy")  # fmt: skip
+    if len(controls) >= 2 and controls[0][1] > 0 and controls[-1][1] < COLLAPSE * controls[0][1]:
+        raise Missing(f"attack collapsed the model ({where}other classes {100 * controls[0][1]:.1f}% -> "
+                      f"{100 * controls[-1][1]:.1f}% at eta {controls[-1][0]:g})")  # fmt: skip
+    return points
+
+
 def per_seed(units: dict[int, list[float]]) -> list[float]:
     """The per-seed means of the units' values (seeds in order; a seed without units is dropped)."""
     return [sum(v) / len(v) for _, v in sorted(units.items()) if v]
@@ -168,21 +190,16 @@ def check_victims(index: dict, targets: Iterable[Target]) -> None:
 
 
 def gains(index: dict, select: Callable[[Target, str], bool]) -> dict[tuple[Target, str], float]:
-    """Recovery gains of the selected (target, row) audits; Missing when a radius is not reached."""
+    """Recovery gains of the selected (target, row) audits; Missing when a radius is not reached
+    or an attack collapsed the model (``usable_gain``)."""
     found = {}
     for target, rows in index["recover"].items():
         for row, metrics in rows.items():
             if not select(target, row):
                 continue
-            gain = recovery_gain(metrics)
-            if gain is None:
-                continue
-            points, eta, distance = gain
-            if eta > 0 and distance < RADIUS_REACHED * eta:
-                raise Missing(
-                    f"radius not reached ({row}: distance {distance:.3g} < {RADIUS_REACHED} x {eta:g})"
-                )
-            found[(target, row)] = points
+            points = usable_gain(metrics, row)
+            if points is not None:
+                found[(target, row)] = points
     return found
 
 
@@ -339,13 +356,9 @@ def shallow_unlearnability(entries: list[Entry]) -> list[float]:
             continue
         if entry.labels.get("method") in (None, "clean"):
             continue
-        gain = recovery_gain(entry.output.metrics)
-        if gain is None:
-            continue
-        points, eta, distance = gain
-        if eta > 0 and distance < RADIUS_REACHED * eta:
-            raise Missing(f"radius not reached (distance {distance:.3g} < {RADIUS_REACHED} x {eta:g})")
-        units[_seed(entry)].append(points)
+        points = usable_gain(entry.output.metrics, entry.labels.get("method", ""))
+        if points is not None:
+            units[_seed(entry)].append(points)
     values = per_seed(units)
     if not values:
         raise Missing("data missing (no recovery of a protected model)")
@@ -526,7 +539,8 @@ def findings_view(view: ViewInput) -> TableView:
         "side of the threshold, contradicted when on the other, inconclusive otherwise (with the reason). "
         f"Thresholds: recovery gain {RECOVERY_GAIN:g} points, RT tolerance {RT_TOLERANCE:g} points, MIA "
         f"tolerance {MIA_TOLERANCE:g}, victim at least {MIN_VICTIM_ACCURACY:g}% accurate, recovery radius "
-        f"reached at {RADIUS_REACHED:g} x eta (docs/ARCHITECTURE.md, Experiments)."
+        f"reached at {RADIUS_REACHED:g} x eta, an attack that leaves the other classes below {COLLAPSE:g} x "
+        f"their accuracy counts as a collapse, not a recovery (docs/ARCHITECTURE.md, Experiments)."
     )
     if not verdicts:
         caption = "No finding of the paper can be tested with these results. " + caption
