@@ -147,7 +147,8 @@ def test_sigkill_mid_graph_then_rerun_stores_each_result_once(tmp_path):
     assert sorted(key for key, _ in runs) == sorted(planned) and {s for _, s in runs} == {"done"}
     assert all(count == 1 for *_, count in metrics)
     per_run = {key: sum(1 for m in metrics if m[0] == key) for key in planned}
-    assert all(per_run[k] == (4 if kinds[k] == "protect" else 3) for k in planned)
+    expected = {"protect": 4, "train": 4}  # train: accuracy on test and train, seconds, n (test size)
+    assert all(per_run[k] == expected[kinds[k]] for k in planned)
     stored = every_artifact(artifacts)
     assert len(stored) == 5  # 3 models + 2 perturbations, none twice
     for path in stored:
