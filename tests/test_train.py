@@ -8,9 +8,20 @@ from torch import nn
 
 from dememo import runtime
 from dememo.errors import ConfigError, TrainingError
+from dememo.models import build_model
 from dememo.pipeline import TrainConfig, new_model, train_or_load
 from dememo.store import ArtifactStore
-from dememo.train import RECIPES, accuracy, get_recipe, lr_factor, predict_logits, train
+from dememo.train import (
+    RECIPES,
+    Recipe,
+    accuracy,
+    get_recipe,
+    lr_factor,
+    make_optimizer,
+    predict_logits,
+    set_lr,
+    train,
+)
 
 
 def test_small_net_on_digits_reaches_90_percent(digits, tmp_path):
@@ -114,3 +125,21 @@ def test_training_precision_is_resolved_and_keyed_and_evaluation_is_fp32(digits,
     assert not fp32.reused and fp32.artifact.path != bf16.artifact.path
     assert fp32.artifact.manifest["config"]["precision"] == "fp32"
     assert train_or_load(config.model_copy(update={"precision": "bf16"}), digits, store).reused
+
+
+def test_airbench_recipe_scales_batchnorm_shifts_and_keeps_old_recipe_dumps():
+    recipe = get_recipe("airbench")
+    model = build_model("airbench", 3, 10, (32, 32))
+    groups = make_optimizer(model, recipe).param_groups
+    shifts = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert {id(p) for p in groups[1]["params"]} == shifts
+    assert groups[1]["lr"] == pytest.approx(64 * recipe.lr)
+    assert groups[1]["lr"] * groups[1]["weight_decay"] == pytest.approx(recipe.lr * recipe.weight_decay)
+    assert (
+        "norm_bias_lr_scale" in recipe.model_dump()
+        and "norm_bias_lr_scale" not in get_recipe("fast").model_dump()
+    )
+    assert Recipe.model_validate(recipe.model_dump()) == recipe
+    set_lr(make_optimizer(model, recipe), recipe, 0, 10)
+    assert len(make_optimizer(build_model("fastnet", 3, 10, (32, 32)), recipe).param_groups) == 2
+    assert len(make_optimizer(build_model("mlp", 3, 10, (8, 8)), recipe).param_groups) == 1

@@ -2,7 +2,8 @@
 
 ``noisy_metric`` draws K weight samples theta_hat + kappa, kappa ~ N(0, sigma^2 I)
 on every trainable parameter (buffers such as BatchNorm statistics and the input
-normalization stay fixed), and runs all K of a chunk in one vmapped forward pass
+normalization stay fixed; a model evaluated with a test-time flip averages each image
+with its mirror, as ``predict_logits`` does), and runs all K of a chunk in one vmapped forward pass
 per data batch. ``loop_metric`` is the straightforward baseline: the same noise,
 one model at a time (benchmarks/mc_batched.py compares them).
 """
@@ -20,6 +21,7 @@ from torch.func import functional_call, vmap
 from dememo.data.batches import DeviceLoader
 from dememo.data.imageset import ImageSet
 from dememo.errors import ConfigError
+from dememo.models import test_time_flip
 from dememo.registry import Registry
 from dememo.train import predict_logits
 
@@ -37,6 +39,14 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def _confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     probs = torch.softmax(logits.double(), -1)
     return probs.gather(-1, labels.expand(*probs.shape[:-1]).unsqueeze(-1)).squeeze(-1).sum(-1)
+
+
+def evaluated(
+    forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, flip: bool
+) -> torch.Tensor:
+    """``forward(images)``, or with ``flip`` the mean of it and of the mirrored images' logits."""
+    logits = forward(images)
+    return (logits + forward(images.flip(3))) / 2 if flip else logits
 
 
 @torch.no_grad()
@@ -82,9 +92,10 @@ def noisy_metric(
     model = model.to(device).eval()
     params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
     fixed = {k: b for k, b in model.named_buffers()}
+    flip = test_time_flip(model)
 
     def forward(shifted: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, {**shifted, **fixed}, (images,))
+        return evaluated(lambda x: functional_call(model, {**shifted, **fixed}, (x,)), images, flip)
 
     batched = vmap(forward, in_dims=(0, None))
     loader = DeviceLoader(data, batch_size, device, shuffle=False)
@@ -130,6 +141,7 @@ def loop_metric(
                     params[name].copy_(p + noise[name][i])
             total = torch.zeros((), dtype=torch.float64, device=device)
             for batch in loader:
-                total += score(copy_(batch.images).unsqueeze(0), batch.labels)[0]
+                logits = evaluated(copy_, batch.images, test_time_flip(model))
+                total += score(logits.unsqueeze(0), batch.labels)[0]
             values.append(float(total) / len(data))
     return torch.tensor(values, dtype=torch.float64)

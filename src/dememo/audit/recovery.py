@@ -36,7 +36,7 @@ from dememo.data.batches import DeviceLoader
 from dememo.data.imageset import ImageSet
 from dememo.errors import ConfigError, TrainingError
 from dememo.runtime import MEMORY_FORMAT, channels_last, seed_everything
-from dememo.train import Recipe, accuracy, lr_factor, make_optimizer
+from dememo.train import Recipe, accuracy, make_optimizer, set_lr
 
 RADIUS_TOLERANCE = 0.01
 TABLE7 = "SoK paper, Appendix A, Table 7"
@@ -164,8 +164,7 @@ def _attack(
     total, step, projected = recipe.epochs * len(loader), 0, 0
     for _ in range(recipe.epochs):
         for batch in loader:
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * lr_factor(recipe, step, total)
+            set_lr(optimizer, recipe, step, total)
             loss = F.cross_entropy(attacked(channels_last(batch.images)), batch.labels)
             if not torch.isfinite(loss):
                 raise TrainingError(f"recovery attack: loss became {float(loss)} (eta {eta})")

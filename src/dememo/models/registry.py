@@ -42,6 +42,29 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def fit_from_data(model: nn.Module, images: torch.Tensor) -> None:
+    """Fit every layer of ``model`` that declares a data-dependent initialization (a ``fit``
+    method and a boolean ``fitted`` buffer, e.g. airbench's whitening) and is not fitted yet,
+    on ``images`` (float, [0, 1]) as that layer receives them. Other models are left as they are."""
+    layers = [m for m in model.modules() if hasattr(m, "fit") and not bool(getattr(m, "fitted", True))]
+    if not layers:
+        return
+    hooks = [layer.register_forward_pre_hook(lambda layer, args: layer.fit(args[0])) for layer in layers]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(images)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+
+
+def test_time_flip(model: nn.Module) -> bool:
+    """Whether ``model`` is evaluated on each image and its mirror (airbench94's evaluation)."""
+    return any(getattr(m, "test_time_flip", False) for m in model.modules())
+
+
 def build_model(
     name: str,
     channels: int,

@@ -29,12 +29,13 @@ from torch import nn
 
 from dememo.data.augment import Augment, augment_batch
 from dememo.data.imageset import ImageSet
-from dememo.models import build_model
+from dememo.models import build_model, fit_from_data
 from dememo.progress import make_progress
 from dememo.protect.base import ProtectConfig, Protector
 from dememo.protect.perturbation import Perturbation
 from dememo.protect.pixel_pgd import frozen, pgd, project_linf
 from dememo.runtime import autocast, channels_last, seed_everything
+from dememo.train import FIT_IMAGES
 
 
 class MinMinConfig(ProtectConfig):
@@ -98,6 +99,7 @@ class ErrorMinimizing(Protector):
         model = build_model(cfg.surrogate, data.channels, data.num_classes, data.image_size, mean, std).to(
             dev
         )
+        fit_from_data(model, images[:FIT_IMAGES].float() / 255)  # airbench's whitening, on clean images
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.surrogate_lr, momentum=cfg.surrogate_momentum,
                                     weight_decay=cfg.surrogate_weight_decay)  # fmt: skip
         batches = self._training_batches(len(indices))
