@@ -53,7 +53,7 @@ LIFECYCLE_SMOKE = {  # key -> label
 PLAN_DIGESTS = {
     "certified/smoke": "af3cda750ea83d70",
     "certified/cpu": "ba2314744a49e097",
-    "certified/paper": "23356df622a325dd",
+    "certified/large": "23356df622a325dd",  # issue 20: scale renamed from paper (same stages)
     "figure10/smoke": "8d292c741ccee12b",
     "figure10/cpu": "d92c07f0e4662d33",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "figure10/paper": "f6ca8d22eb3ce9d4",
@@ -74,7 +74,7 @@ PLAN_DIGESTS = {
     "figure16-18/paper": "69e4d8cedce3659b",
     "figure19/smoke": "90de54df6460169e",
     "figure19/cpu": "b4e935ecc7e2845e",
-    "figure19/paper": "771f4ceba2037312",
+    "figure19/large": "771f4ceba2037312",  # issue 20: scale renamed from paper (same stages)
     "figure2/smoke": "a16a283d2827e23f",
     "figure2/cpu": "fd9720f99fcad4c6",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "figure2/paper": "21f4bc014893ec95",
@@ -92,7 +92,7 @@ PLAN_DIGESTS = {
     "interplay-subset/paper": "cda18ac48c9c041c",  # issue 15: official MIA shadows
     "lifecycle/smoke": "c289fde3163240d3",  # issue 17: recover etas [0, 0.1], 40 epochs
     "lifecycle/cpu": "949f41c6039b8e49",  # issue 17: recover 30 epochs (3 did not reach eta 0.4)
-    "lifecycle/paper": "baab671ed8164f25",  # issue 15: official MIA shadows
+    "lifecycle/large": "baab671ed8164f25",  # issue 15: official MIA shadows; issue 20: renamed from paper
     "llm/smoke": "a74942bc13010706",
     "llm/cpu": "e5c38c147e2585f5",
     "llm/paper": "8bef96b902dfb645",

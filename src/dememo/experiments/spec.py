@@ -1,9 +1,11 @@
 """Experiment specs: YAML files shipped in ``dememo/experiments/specs/``.
 
 A spec names a study, the paper artefact it reproduces (with the source), the
-views its report shows, and one settings block per scale (smoke, cpu, paper)
-validated by the study's Settings model; a spec built from a command's flags has
-the one scale 'custom' instead. Errors name the file, the key path and
+views its report shows, and one settings block per scale validated by the study's
+Settings model: smoke (CI), cpu (a 2-core CPU), optionally gpu (one GPU, minutes), and
+either paper (the paper's own setting) or large (full size, but not the paper's setting,
+e.g. CIFAR-10 standing in for ImageNet); a spec built from a command's flags has the one
+scale 'custom' instead. Errors name the file, the key path and
 its line, e.g. ``table3.yaml: scales.smoke.victims.0.modle (line 21): Extra inputs
 are not permitted``.
 """
@@ -21,8 +23,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from dememo.errors import ConfigError
 from dememo.experiments.studies.base import STUDIES
 
-Scale = Literal["smoke", "cpu", "paper", "custom"]
-SCALES: tuple[str, ...] = ("smoke", "cpu", "paper")
+Scale = Literal["smoke", "cpu", "gpu", "paper", "large", "custom"]
+SCALES: tuple[str, ...] = ("smoke", "cpu", "gpu", "paper", "large")
+REQUIRED: tuple[str, ...] = ("smoke", "cpu")
+FULL: tuple[str, ...] = ("paper", "large")  # every spec has exactly one of these
 CUSTOM = "custom"  # the one scale of a spec built from command-line flags (e.g. dememo interplay)
 
 
@@ -65,9 +69,15 @@ class Spec(BaseModel):
     @field_validator("scales")
     @classmethod
     def _every_scale(cls, value: dict[str, Any]) -> dict[str, Any]:
-        missing = [s for s in SCALES if s not in value]
-        if missing and list(value) != [CUSTOM]:
-            raise ValueError(f"missing scale(s) {missing}; every spec defines {', '.join(SCALES)}")
+        if list(value) == [CUSTOM]:
+            return value
+        missing = [s for s in REQUIRED if s not in value]
+        if missing:
+            raise ValueError(f"missing scale(s) {missing}; every spec defines {', '.join(REQUIRED)}")
+        full = [s for s in FULL if s in value]
+        if len(full) != 1:
+            raise ValueError(f"a spec defines exactly one of {' or '.join(FULL)} (paper: the paper's own "
+                             f"setting; large: full size, another setting), got {full or 'neither'}")  # fmt: skip
         return value
 
     def settings(self, scale: str) -> BaseModel:
@@ -121,7 +131,7 @@ def parse_spec(text: str, source: str) -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as error:
         raise ConfigError(describe_error(source, error, text=text)) from None
-    for scale in SCALES:
+    for scale in spec.scales:
         try:
             STUDIES.get(spec.study).Settings.model_validate(spec.scales[scale])
         except ValidationError as error:
