@@ -76,8 +76,9 @@ class Spec(BaseModel):
             raise ValueError(f"missing scale(s) {missing}; every spec defines {', '.join(REQUIRED)}")
         full = [s for s in FULL if s in value]
         if len(full) != 1:
-            raise ValueError(f"a spec defines exactly one of {' or '.join(FULL)} (paper: the paper's "
-                             f"own setting; large: full size, another setting), got {full or 'neither'}")  # fmt: skip
+            given = full or "neither"
+            raise ValueError(f"a spec defines exactly one of {' or '.join(FULL)} (paper: the paper's own "
+                             f"setting; large: full size, another setting), got {given}")  # fmt: skip
         return value
 
     def settings(self, scale: str) -> BaseModel:
