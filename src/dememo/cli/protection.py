@@ -128,7 +128,7 @@ def protect_eval_command(
     train_per_class: TrainPerClass = None,
     test_per_class: TestPerClass = None,
     preset: Annotated[
-        str, typer.Option(help="Method options: paper (official defaults), paper-tue-combined or cpu.")
+        str, typer.Option(help="Method options: paper (official defaults), paper-tue-combined, cpu or gpu.")
     ] = "paper",
     seed: Seed = 0,
     option: OptionPairs = None,
