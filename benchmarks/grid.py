@@ -1,76 +1,107 @@
-"""The size of every shipped spec's stage graph, and the wall time a recorded run took.
+"""The size of every shipped spec's stage graph, its counted work and estimated GPU time, and
+the wall time a recorded run took.
 
-For each spec and scale, and for all paper specs together (shared stages once): unique
-stages by kind (audits by job), and the training work
-they stand for in model-epochs over their data (train and RT: recipe epochs x training
-images; FT: epochs x retain images; GA: epochs x forget images; recovery: etas x
-epochs x attack images). With --results DIR (repeatable), the stage time each recorded
-reproduction spent (the executor's own measure, runs.seconds), per kind.
+For each spec and scale, and for all specs of a scale together (shared stages once): unique
+stages by kind (audits by job), the work they stand for in image passes
+(``dememo.experiments.cost``: training and unlearning steps, protections' surrogate and PGD
+passes up to their ``max_rounds``, audits' forward passes and attacks) and, at the gpu scale,
+the estimated GPU minutes under cost.py's stated assumptions. ``--calibrate`` measures on this
+machine's CPU the relative costs cost.py uses (a forward, a PGD step, a per-sample gradient and
+a CSD step per image against a training step of the airbench network) and the SVC fit time.
+With --results DIR (repeatable), the stage time each recorded reproduction spent (the
+executor's own measure, runs.seconds), per kind.
 
-    .venv/bin/python benchmarks/grid.py [--results DIR ...] [--markdown]
+    .venv/bin/python benchmarks/grid.py [--scales gpu] [--results DIR ...] [--calibrate]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from dememo.data.sources import DATASETS
-from dememo.experiments import load_spec, plan_spec, spec_names
-from dememo.experiments.spec import SCALES
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.svm import SVC
 
-TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "fashion-mnist": 60_000, "digits": 1_257}
+from dememo.experiments import load_spec, plan_spec, spec_names
+from dememo.experiments.cost import plan_cost
+from dememo.experiments.spec import SCALES
+from dememo.models import build_model
+from dememo.protect.pixel_pgd import frozen, pgd
+from dememo.protect.simclr import class_separability
+from dememo.runtime import channels_last
+from dememo.unlearn.influence import per_sample_gradients
 
 
 def stage_name(stage) -> str:
     return f"audit/{stage.config['job']}" if stage.kind == "audit" else stage.kind
 
 
-def train_images(config: dict) -> int:
-    """Training images of a TrainConfig (per-class cap x classes, or the full split)."""
-    per_class = config.get("train_per_class")
-    full = TRAIN_SIZE.get(config["dataset"], 0)
-    classes = 100 if config["dataset"] == "cifar100" else 10
-    return min(full, per_class * classes) if per_class else full
-
-
-def work(stage, stages: dict) -> float:
-    """Model-epochs x images this stage trains on (0 where not a training loop)."""
-    config = stage.config
-    if stage.kind == "train":
-        train = config.get("train", config)
-        return train["recipe"]["epochs"] * train_images(train)
-    if stage.kind == "unlearn":
-        parent = stages[stage.inputs["model"]].config["train"]
-        images = train_images(parent)
-        forget = images // 10  # class level: one class of ten; subset level: about 9% of all
-        options = config["options"]
-        if config["method"] == "rt":
-            return parent["recipe"]["epochs"] * (images - forget)
-        if config["method"] == "ft":
-            return options.get("epochs", 10) * (images - forget)
-        if config["method"] == "ga":
-            return options.get("epochs", 5) * forget
-        return 0.0
-    if stage.kind == "audit" and config["job"] == "recover":
-        parent = stages[stage.inputs["model"]]
-        while parent.kind != "train":
-            parent = stages[parent.inputs["model"]]
-        images = train_images(parent.config["train"]) // 10 * 0.1
-        epochs = config["options"].get("epochs") or (
-            100 if parent.config["train"]["dataset"] == "cifar100" else 60
-        )
-        return len(config["options"].get("etas", (0, 0.2, 0.4, 0.8, 1.6))) * epochs * images
-    return 0.0
-
-
-def grid(specs: list[str], scale: str) -> tuple[Counter, float]:
-    """Unique stages of these specs together (shared stages once) and their training work."""
+def grid(specs: list[str], scale: str) -> tuple[Counter, float, float]:
+    """Unique stages of these specs together (shared stages once), their image passes and
+    their estimated GPU seconds."""
     stages = {p.stage.key: p.stage for spec in specs for p in plan_spec(load_spec(spec), scale)}
-    counts = Counter(stage_name(s) for s in stages.values())
-    return counts, sum(work(s, stages) for s in stages.values())
+    cost, count = plan_cost(list(stages.values()))
+    return Counter(stage_name(s) for s in stages.values()), cost.passes, cost.gpu_seconds(count)
+
+
+def per_image(step, batch: int, repeats: int = 3) -> float:
+    """Seconds per image of ``step`` (one warm-up call first)."""
+    step()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - started) / repeats / batch
+
+
+def calibrate(batch: int = 128) -> dict[str, float]:
+    """cost.py's relative costs, measured with the airbench network on this CPU."""
+    torch.manual_seed(0)
+    model = build_model("airbench", 3, 10, (32, 32)).to(memory_format=torch.channels_last)
+    images, labels = channels_last(torch.rand(batch, 3, 32, 32)), torch.randint(0, 10, (batch,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def train_step():
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def forward():
+        with torch.no_grad():
+            model(images)
+
+    def pgd_step():
+        with frozen(model):
+            pgd(model, images, labels, torch.zeros_like(images), budget=8 / 255, step_size=0.8 / 255, steps=1,
+                minimize=True)  # fmt: skip
+
+    noise = torch.rand(512, 3, 32, 32)
+
+    def csd_step():
+        delta = noise.clone().requires_grad_(True)
+        torch.autograd.grad(class_separability(delta, labels.repeat(4)), delta)
+
+    train = per_image(train_step, batch)
+    model.eval()
+    result = {
+        "train_images_per_second": 1 / train,
+        "FORWARD": per_image(forward, batch) / train,
+        "PGD": per_image(pgd_step, batch) / train,
+        "PER_SAMPLE": per_image(lambda: per_sample_gradients(model, images[:32], labels[:32]), 32, 1) / train,
+        "CSD": per_image(csd_step, 512) / train,
+    }
+    for side in (1000, 2000):
+        features, members = np.random.rand(2 * side, 10), np.r_[np.ones(side), np.zeros(side)]
+        started = time.perf_counter()
+        SVC(C=3, gamma="auto", kernel="rbf").fit(features, members)
+        result[f"svc_seconds_{side}_a_side"] = time.perf_counter() - started
+    return result
 
 
 def recorded(results: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -90,16 +121,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, action="append", default=[])
     parser.add_argument("--scales", nargs="+", default=list(SCALES))
+    parser.add_argument("--calibrate", action="store_true", help="measure cost.py's relative costs here")
     args = parser.parse_args()
-    DATASETS.names()
-    print("| spec | scale | stages | by kind | training work (M image-epochs) |")
-    print("|---|---|---:|---|---:|")
-    paper_specs = [name for name in spec_names() if name != "lifecycle"]
-    for spec in [*spec_names(), "all paper specs"]:
+    if args.calibrate:
+        print(json.dumps(calibrate(), indent=1))
+        return
+    print("| spec | scale | stages | by kind | work (M image passes) | est. GPU min |")
+    print("|---|---|---:|---|---:|---:|")
+    for spec in [*spec_names(), "all specs"]:
         for scale in args.scales:
-            counts, images = grid(paper_specs if spec == "all paper specs" else [spec], scale)
+            names = [n for n in spec_names() if scale in load_spec(n).scales]
+            if spec != "all specs":
+                names = [spec] if spec in names else []
+            if not names:
+                continue
+            counts, passes, seconds = grid(names, scale)
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
-            print(f"| {spec} | {scale} | {sum(counts.values())} | {kinds} | {images / 1e6:.2f} |")
+            minutes = f"{seconds / 60:.1f}" if scale == "gpu" else "-"
+            print(f"| {spec} | {scale} | {sum(counts.values())} | {kinds} | {passes / 1e6:.2f} | {minutes} |")
     for results in args.results:
         print(f"\nrecorded in {results}:\n")
         print("| spec | scale | stage seconds | by kind |")

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from dememo.cli.common import Artifacts, DataRoot, Device, app, check_choice, check_writable, console
-from dememo.experiments import SCALES, Spec, load_spec, reproduce, spec_names
+from dememo.experiments import SCALES, Spec, load_spec, plan_spec, reproduce, spec_names
+from dememo.experiments.cost import estimated_gpu_minutes
 from dememo.experiments.report import write_markdown, write_report
 from dememo.experiments.reproduce import stored_entries, unreached_radii
 from dememo.experiments.results import STATUSES, ResultsDB, export_rows, write_csv
@@ -26,12 +27,16 @@ Results = Annotated[Path, typer.Option("--results", help="Results directory (hol
 @app.command("reproduce")
 def reproduce_command(
     spec: Annotated[str | None, typer.Argument(help="Spec name (see --list) or a YAML file.")] = None,
-    scale: Annotated[str, typer.Option(help=f"One of {', '.join(SCALES)}.")] = "smoke",
+    scale: Annotated[
+        str, typer.Option(help=f"One of {', '.join(SCALES)} (--list: the scales each spec has).")
+    ] = "smoke",
     backend: Annotated[str, typer.Option(help="local (this process) or ray.")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address [start a local one].")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance.")] = None,
     gpus_per_stage: Annotated[float, typer.Option(help="GPUs each Ray stage reserves.")] = 0.0,
-    list_specs: Annotated[bool, typer.Option("--list", help="List the shipped specs.")] = False,
+    list_specs: Annotated[
+        bool, typer.Option("--list", help="List the shipped specs, their scales and notes.")
+    ] = False,
     results: Results = Path("results"),
     report: Annotated[bool, typer.Option(help="Write <results>/report.html at the end.")] = True,
     data_root: DataRoot = None,
@@ -40,11 +45,7 @@ def reproduce_command(
 ) -> None:
     """Run a paper experiment's stage graph; finished stages are reused, failures exit non-zero."""
     if list_specs or spec is None:
-        table = Table("spec", "reproduces", "title")
-        for name in spec_names():
-            loaded = load_spec(name)
-            table.add_row(name, loaded.paper.artefact, loaded.title)
-        console.print(table)
+        console.print(spec_table())
         return
     loaded = load_spec(spec)
     loaded.settings(scale)
@@ -53,6 +54,26 @@ def reproduce_command(
     context = StageContext(artifact_root(artifacts).resolve(), data_root.resolve() if data_root else None,
                            device, gpus_per_stage)  # fmt: skip
     run_spec(loaded, scale, results, context, backend, {"address": address, "num_cpus": num_cpus}, report)
+
+
+def scale_notes(spec: Spec, scale: str) -> str:
+    """A scale's notes; the gpu scale's begin with its estimated GPU time (experiments/cost.py)."""
+    notes = getattr(spec.settings(scale), "notes", "")
+    if scale != "gpu":
+        return notes
+    minutes = estimated_gpu_minutes([p.stage for p in plan_spec(spec, scale)])
+    return f"about {minutes:.0f} min on one H100 (estimated from counted work, docs/benchmarks.md). {notes}"
+
+
+def spec_table() -> Table:
+    """Every shipped spec (what it reproduces), then one row per scale with its notes."""
+    table = Table("spec", "scale", "notes", show_lines=True)
+    for name in spec_names():
+        loaded = load_spec(name)
+        table.add_row(f"[bold]{name}[/bold]", "", f"{loaded.paper.artefact}: {loaded.title}")
+        for scale in loaded.scales:
+            table.add_row("", scale, scale_notes(loaded, scale))
+    return table
 
 
 def run_spec(
