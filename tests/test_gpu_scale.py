@@ -1,0 +1,86 @@
+"""The gpu scale (issue 20): every spec but llm has one, on full CIFAR-10 with the airbench
+victim, within its estimated budget; and it runs on a CPU through the same code paths with its
+sizes cut down (``dememo.experiments.shrink``).
+
+Every gpu plan is planned here (options validated, keys computed). Running all of them cut
+down would take many minutes on 2 CPU cores (airbench trains about 40 images/s here, and the
+plans hold 1,086 stages), so a representative subset runs (about 40 s): the lifecycle spec,
+whose plan has every stage kind of the interplay study (protect with an airbench surrogate,
+train with the airbench recipe, unlearn RT/IF/FT/GA, the accuracy, MIA, recovery and certify
+audits), with one seed, UE-s only, the small scale and radii 0 and 0.4, and Table 3's UE-s and
+OPS cells (the protect-eval study), on 2 training and 1 test image a class."""
+
+from __future__ import annotations
+
+import pytest
+
+from dememo.errors import ConfigError
+from dememo.experiments import ResultsDB, load_spec, plan_spec, spec_names
+from dememo.experiments.cost import estimated_gpu_minutes
+from dememo.experiments.reproduce import run_planned
+from dememo.experiments.shrink import shrunk
+from dememo.experiments.stages import StageContext
+from dememo.train import get_recipe
+
+GPU_SPECS = [name for name in spec_names() if name != "llm"]  # llm.yaml has another owner
+
+
+@pytest.fixture(scope="module")
+def plans():
+    return {name: [p.stage for p in plan_spec(load_spec(name), "gpu")] for name in GPU_SPECS}
+
+
+def victims(name: str) -> list:
+    settings = load_spec(name).settings("gpu")
+    if hasattr(settings, "blocks"):  # Table 5: the interplay specs' gpu scales
+        return [v for block in settings.blocks() for v in victims_of(block)]
+    return victims_of(settings)
+
+
+def victims_of(settings) -> list:
+    return list(settings.victims) if hasattr(settings, "victims") else [settings.victim]
+
+
+@pytest.mark.parametrize("name", GPU_SPECS)
+def test_every_gpu_scale_is_full_cifar10_with_airbench_and_three_seeds(name):
+    for victim in victims(name):
+        assert (victim.dataset, victim.model, victim.recipe) == ("cifar10", "airbench", "airbench")
+        assert victim.train_per_class is None and victim.test_per_class is None and victim.epochs is None
+    settings = load_spec(name).settings("gpu")
+    blocks = settings.blocks() if hasattr(settings, "blocks") else [settings]
+    assert all(block.seed_list() == [0, 1, 2] and block.preset == "gpu" for block in blocks)
+    assert "airbench" in settings.notes and "gpu" not in load_spec("llm").scales
+
+
+def test_gpu_scales_fit_the_budget(plans):
+    """Each spec <= 10 and all together (shared stages once) <= 60 estimated H100 minutes."""
+    minutes = {name: estimated_gpu_minutes(stages) for name, stages in plans.items()}
+    assert max(minutes.values()) <= 10, minutes
+    assert estimated_gpu_minutes([s for stages in plans.values() for s in stages]) <= 60
+    assert get_recipe("airbench").epochs == 10  # what the estimate's throughput assumption is about
+
+
+def test_shrinking_keeps_the_plan_shape():
+    full = plan_spec(load_spec("lifecycle"), "gpu")
+    tiny = plan_spec(shrunk(load_spec("lifecycle"), "gpu", train_per_class=4, test_per_class=2), "gpu")
+    assert sorted(p.labels["role"] for p in full) == sorted(p.labels["role"] for p in tiny)
+    train = next(p.stage.config["train"] for p in tiny if p.stage.kind == "train")
+    assert (train["model"], train["recipe"]["name"], train["recipe"]["epochs"]) == ("airbench", "airbench", 1)
+    with pytest.raises(ConfigError, match="shrink those instead"):
+        shrunk(load_spec("table5"), "gpu", train_per_class=4, test_per_class=2)
+
+
+@pytest.mark.slow  # trains on real CIFAR-10 (the project's convention for such tests)
+def test_gpu_plans_run_cut_down_on_a_cpu(cifar10, tmp_path):
+    context = StageContext(tmp_path / "artifacts", preloaded=(cifar10,), device="cpu")
+    cut = {"train_per_class": 2, "test_per_class": 1, "seeds": [0]}
+    recover = {**load_spec("lifecycle").scales["gpu"]["recover"], "etas": [0.0, 0.4]}
+    lifecycle = {"protections": ["ue-s"], "scales": ["small"], "recover": recover}
+    specs = [shrunk(load_spec("lifecycle"), "gpu", **lifecycle, **cut),
+             shrunk(load_spec("table3"), "gpu", methods=["ue-s", "ops"], **cut)]  # fmt: skip
+    roles = set()
+    for spec in specs:
+        outcome, entries = run_planned(plan_spec(spec, "gpu"), ResultsDB.in_memory(), context)
+        outcome.raise_for_failures()
+        roles |= {entry.labels["role"] for entry in entries if entry.output is not None}
+    assert roles == {"protect", "train", "unlearn", "accuracy", "mia", "recover", "certify", "victim"}
