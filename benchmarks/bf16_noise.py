@@ -32,7 +32,7 @@ from dememo.models import build_model
 from dememo.protect import protect
 from dememo.protect.presets import preset_options
 from dememo.runtime import cpu_has_fast_bf16, resolve_device, seed_everything
-from dememo.train import accuracy, get_recipe, train
+from dememo.train import Recipe, accuracy, get_recipe, train
 
 METHODS = ("ue-s", "tap")
 
@@ -55,13 +55,13 @@ def bf16_device(requested: str) -> torch.device | None:
     return device if cpu_has_fast_bf16() else None
 
 
-def victim_accuracy(released, test, model: str, recipe: str, seed: int, device) -> float:
+def victim_accuracy(released, test, model: str, recipe: Recipe, seed: int, device) -> float:
+    """Clean test accuracy of a victim trained in fp32 on ``released`` (evaluation is fp32)."""
     seed_everything(seed)
     net = build_model(model, released.channels, released.num_classes, released.image_size,
                       *released.channel_stats())  # fmt: skip
-    train(net, released, get_recipe(recipe), seed=seed, device=device, precision="fp32",
-          description="victim")  # fmt: skip
-    return accuracy(net, test, device=device, precision="fp32")
+    train(net, released, recipe, seed=seed, device=device, precision="fp32", description="victim")
+    return accuracy(net, test, device=device)
 
 
 def main() -> int:
@@ -101,7 +101,7 @@ def main() -> int:
                                        **options.get(method, {}))  # fmt: skip
                 row[f"{precision}_seconds"] = time.perf_counter() - started
                 row[f"{precision}_accuracy"] = victim_accuracy(
-                    perturbation.apply(train_set), test_set, args.model, args.recipe, seed, device
+                    perturbation.apply(train_set), test_set, args.model, get_recipe(args.recipe), seed, device
                 )
             print(json.dumps(row), flush=True)
             rows.append(row)

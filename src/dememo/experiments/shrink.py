@@ -5,8 +5,9 @@ models, recipes and presets, run in seconds on a CPU (the gpu scale's tests, and
 Victims keep their architecture and recipe but train ``epochs`` epochs on ``train_per_class``
 images a class; every protection, unlearning method and audit keeps its options but runs the
 fewest iterations its loop allows (``TINY_PROTECT``, ``TINY_UNLEARN``, ``TINY_AUDITS``).
-``fields`` replace top-level settings (e.g. ``seeds=[0]``, ``protections=["ue-s"]``). Specs of
-the interplay-levels study (Table 5) plan other specs by name; shrink those instead.
+``fields`` replace top-level settings (e.g. ``seeds=[0]``, ``protections=["ue-s"]``), as
+``with_fields`` does without cutting anything. Specs of the interplay-levels study (Table 5) plan
+other specs by name; shrink those instead.
 """
 
 from __future__ import annotations
@@ -37,12 +38,18 @@ def merged(options: dict[str, dict[str, Any]], tiny: dict[str, dict[str, Any]], 
     return {**options, **{name: {**options.get(name, {}), **tiny.get(name, {})} for name in names}}
 
 
+def with_fields(spec: Spec, scale: str, **fields: Any) -> Spec:
+    """``spec`` with top-level settings of ``scale`` replaced (validated when planned)."""
+    block = {**copy.deepcopy(spec.scales[scale]), **fields}
+    return spec.model_copy(update={"scales": {**spec.scales, scale: block}})
+
+
 def shrunk(spec: Spec, scale: str, *, train_per_class: int, test_per_class: int, epochs: int = 1,
            **fields: Any) -> Spec:  # fmt: skip
     """``spec`` whose ``scale`` is cut down (see the module docstring)."""
     if spec.study == "interplay-levels":
         raise ConfigError(f"{spec.name}: plans the specs {spec.scales[scale]['specs']}; shrink those instead")
-    block = {**copy.deepcopy(spec.scales[scale]), **fields}
+    block = with_fields(spec, scale, **fields).scales[scale]
     sizes = {"train_per_class": train_per_class, "test_per_class": test_per_class, "epochs": epochs}
     if "victims" in block:  # protect-eval and recovery-protected
         block["victims"] = [{**victim, **sizes} for victim in block["victims"]]
