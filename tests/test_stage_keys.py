@@ -102,22 +102,22 @@ PLAN_DIGESTS = {
     "table5/smoke": "fd4cc7fb7162b93f",
     "table5/cpu": "d35db1daf99e2385",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "table5/paper": "d5dc94422f8a95fe",  # issue 15: official MIA shadows
-    "certified/gpu": "264bb3a421dd7bef",  # issue 20: the gpu scale
-    "figure10/gpu": "9fe8117c35eddd59",  # issue 20: the gpu scale
-    "figure11/gpu": "cfa6d83637d5595f",  # issue 20: the gpu scale
+    "certified/gpu": "b03fd411e402378d",  # issue 20: the gpu scale
+    "figure10/gpu": "427d66687af72a78",  # issue 20: the gpu scale
+    "figure11/gpu": "1d773c0f1fb1a6e8",  # issue 20: the gpu scale
     "figure13/gpu": "7b05c18c10ce6770",  # issue 20: the gpu scale
-    "figure14/gpu": "218fdddacd2a29f9",  # issue 20: the gpu scale
+    "figure14/gpu": "66e236f49cc4c5af",  # issue 20: the gpu scale
     "figure15/gpu": "362fd90bdd0ca0c3",  # issue 20: the gpu scale
-    "figure16-18/gpu": "1777f4f38fe40bdd",  # issue 20: the gpu scale
-    "figure19/gpu": "8d2661924720f1e2",  # issue 20: the gpu scale
-    "figure2/gpu": "5596eeadf3b109b2",  # issue 20: the gpu scale
-    "figure4/gpu": "48d3f71ffd2a77b8",  # issue 20: the gpu scale
-    "figure9/gpu": "0001682e3706c141",  # issue 20: the gpu scale
-    "interplay-class/gpu": "90a518136035c242",  # issue 20: the gpu scale
-    "interplay-subset/gpu": "aa81bce8621d8a34",  # issue 20: the gpu scale
-    "lifecycle/gpu": "56e06b6a751600b7",  # issue 20: the gpu scale
-    "table3/gpu": "0b6f72ede69abf45",  # issue 20: the gpu scale
-    "table5/gpu": "6c6f92facbf11fff",  # issue 20: the gpu scale
+    "figure16-18/gpu": "aefcbcc3629cf888",  # issue 20: the gpu scale
+    "figure19/gpu": "df77541d36cd849e",  # issue 20: the gpu scale
+    "figure2/gpu": "3b8cc26612cc6829",  # issue 20: the gpu scale
+    "figure4/gpu": "3f3f481015880f88",  # issue 20: the gpu scale
+    "figure9/gpu": "9925af0395f8a0e5",  # issue 20: the gpu scale
+    "interplay-class/gpu": "2685069c31531420",  # issue 20: the gpu scale
+    "interplay-subset/gpu": "4b5fbcd9ac25e2cf",  # issue 20: the gpu scale
+    "lifecycle/gpu": "43acc9f46662f3ca",  # issue 20: the gpu scale
+    "table3/gpu": "e9285310a85111c3",  # issue 20: the gpu scale
+    "table5/gpu": "26386e5ab6a37578",  # issue 20: the gpu scale
 }
 
 

@@ -32,14 +32,15 @@ PASSES_PER_SECOND = 150_000  # airbench-class network on one A100/H100 (assumed,
 # stage beyond the stages' own time at smoke scale on the CPU below (interplay-class smoke, 22 stages).
 STAGE_SECONDS = 0.5
 REPORT_SECONDS = 0.5  # an audit's report.json and plots (an MIA stage took 0.9-1.1 s at smoke scale)
-# Cost of one image in each kind of pass relative to a training step, airbench network, batch 128,
-# measured on the 2-core AMD EPYC CPU (40 training images/s; benchmarks/grid.py --calibrate).
-FORWARD = 0.34
-PGD = 0.46
-PER_SAMPLE = 2.5
+# Cost of one image in each kind of pass relative to a training step, airbench network in fp32,
+# batch 128: medians of three runs of benchmarks/grid.py --calibrate on 2 cores of an Intel Xeon
+# shared with other jobs (load 5-6; 35-60 training images/s; single runs varied by up to 40%).
+FORWARD = 0.27
+PGD = 0.59
+PER_SAMPLE = 3.4
 CSD = 0.0044
-SVC_SECONDS = 1.17  # one RBF SVC fit on 2 x 2,000 ten-dimensional samples (same CPU)
-SVC_EXPONENT = 1.6  # its growth with the sample count (1.17 s at 4,000, 0.40 s at 2,000)
+SVC_SECONDS = 1.17  # one RBF SVC fit on 2 x 2,000 ten-dimensional samples (same CPU, median of three)
+SVC_EXPONENT = 1.9  # its growth with the sample count (0.30 s at 2 x 1,000)
 MIA_SIGNALS = 3  # corr, prob, entro: one SVC each
 SIZES = {"cifar10": (50_000, 10_000, 10), "cifar100": (50_000, 10_000, 100),
          "fashion-mnist": (60_000, 10_000, 10), "digits": (1_257, 540, 10)}  # fmt: skip

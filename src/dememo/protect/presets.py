@@ -19,13 +19,13 @@ TUE_SETTINGS: dict[str, dict[str, object]] = {
 }
 
 # What the gpu preset changes beyond the surrogate, each for the budget (estimated by
-# dememo.experiments.cost): at most 10 UE-s and 100 UE-c rounds (official 200; the stop rules
+# dememo.experiments.cost): at most 8 UE-s and 100 UE-c rounds (official 200; the stop rules
 # stay), PUE 10 weight draws per robust surrogate step (official 100: the same expected loss,
-# a noisier estimate) and at most 10 rounds, TAP one restart (official 8: the best of 8).
+# a noisier estimate) and at most 8 rounds, TAP one restart (official 8: the best of 8).
 GPU_CAPS: dict[str, dict[str, object]] = {
-    "ue-s": {"max_rounds": 10},
+    "ue-s": {"max_rounds": 8},
     "ue-c": {"max_rounds": 100},
-    "pue": {"train_draws": 10, "max_rounds": 10},
+    "pue": {"train_draws": 10, "max_rounds": 8},
     "tap": {"restarts": 1},
 }
 AIRBENCH_SURROGATE: dict[str, dict[str, object]] = {
