@@ -12,8 +12,13 @@ OPS cells (the protect-eval study), on 2 training and 1 test image a class."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from typer.testing import CliRunner
+
+from dememo.cli import app
+from dememo.cli import experiments as experiments_cli
 from dememo.errors import ConfigError
 from dememo.experiments import ResultsDB, load_spec, plan_spec, spec_names
 from dememo.experiments.cost import estimated_gpu_minutes
@@ -84,3 +89,12 @@ def test_gpu_plans_run_cut_down_on_a_cpu(cifar10, tmp_path):
         outcome.raise_for_failures()
         roles |= {entry.labels["role"] for entry in entries if entry.output is not None}
     assert roles == {"protect", "train", "unlearn", "accuracy", "mia", "recover", "certify", "victim"}
+
+
+def test_reproduce_list_shows_every_scale_with_its_notes_and_the_gpu_estimate(monkeypatch):
+    monkeypatch.setattr(experiments_cli, "spec_names", lambda: ["figure2", "figure19"])
+    result = CliRunner().invoke(app, ["reproduce", "--list"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert re.search(r"│ gpu +│ about \d+ min on one H100 \(estimated from counted work", result.output)
+    assert re.search(r"│ large +│ Not the paper's setting \(issue 17", result.output)  # figure19, renamed
+    assert "Figure 19: Poisoning ratio" in result.output and "│ smoke " in result.output

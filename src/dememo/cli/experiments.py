@@ -196,7 +196,7 @@ def report_command(
 
 @app.command("demo")
 def demo_command(
-    scale: Annotated[str, typer.Option(help=f"One of {', '.join(SCALES)}.")] = "cpu",
+    scale: Annotated[str, typer.Option(help="The lifecycle spec's scale: smoke, cpu, gpu or large.")] = "cpu",
     results: Results = Path("dememo-demo"),
     data_root: DataRoot = None,
     artifacts: Artifacts = None,
