@@ -25,6 +25,8 @@ from dememo.experiments.cost import estimated_gpu_minutes
 from dememo.experiments.reproduce import run_planned
 from dememo.experiments.shrink import shrunk
 from dememo.experiments.stages import StageContext
+from dememo.protect.base import make_config
+from dememo.protect.presets import GPU_CAPS, PRESETS
 from dememo.train import get_recipe
 
 GPU_SPECS = [name for name in spec_names() if name != "llm"]  # llm.yaml has another owner
@@ -98,3 +100,11 @@ def test_reproduce_list_shows_every_scale_with_its_notes_and_the_gpu_estimate(mo
     assert re.search(r"│ gpu +│ about \d+ min on one H100 \(estimated from counted work", result.output)
     assert re.search(r"│ large +│ Not the paper's setting \(issue 17", result.output)  # figure19, renamed
     assert "Figure 19: Poisoning ratio" in result.output and "│ smoke " in result.output
+
+
+def test_the_gpu_preset_changes_only_the_surrogate_and_the_stated_caps():
+    for method, options in PRESETS["gpu"].items():
+        config, official = make_config(method, **options), make_config(method)
+        changed = {name for name in options if getattr(config, name) != getattr(official, name)}
+        assert changed <= {"surrogate", "surrogate_recipe", *GPU_CAPS.get(method, {})}, method
+        assert getattr(config, "surrogate", "airbench") == "airbench"

@@ -8,7 +8,7 @@ import torch
 from dememo.audit.montecarlo import noisy_metric
 from dememo.data.imageset import ImageSet
 from dememo.errors import ConfigError
-from dememo.models import MODELS, build_model, fit_from_data, test_time_flip
+from dememo.models import MODELS, build_model, fit_from_data, flip_evaluated
 from dememo.models.architectures import vit_patch_size
 from dememo.train import predict_logits
 
@@ -71,7 +71,7 @@ def test_airbench_is_evaluated_on_each_image_and_its_mirror():
     x = data.images.float() / 255
     with torch.no_grad():
         expected = (model(x) + model(x.flip(3))) / 2
-    assert test_time_flip(model) and not test_time_flip(build_model("fastnet", 3, 10, (32, 32)))
+    assert flip_evaluated(model) and not flip_evaluated(build_model("fastnet", 3, 10, (32, 32)))
     assert torch.allclose(predict_logits(model, data), expected, atol=1e-5)
     noisy = noisy_metric(model, data, sigma=1e-9, n=1, metric="accuracy")
     assert float(noisy[0]) == pytest.approx(float((expected.argmax(1) == data.labels).float().mean()))

@@ -15,7 +15,7 @@ from dememo.data.augment import Augment
 from dememo.data.batches import DeviceLoader
 from dememo.data.imageset import ImageSet
 from dememo.errors import TrainingError
-from dememo.models import fit_from_data, test_time_flip
+from dememo.models import fit_from_data, flip_evaluated
 from dememo.progress import make_progress
 from dememo.registry import Registry
 from dememo.runtime import MEMORY_FORMAT, Precision, autocast, channels_last, seed_everything
@@ -226,7 +226,7 @@ def predict_logits(
     was_training = model.training
     model.to(device=device, memory_format=MEMORY_FORMAT).eval()
     loader = DeviceLoader(data, batch_size, device, indices=indices, shuffle=False)
-    flip, outputs = test_time_flip(model), []
+    flip, outputs = flip_evaluated(model), []
     for batch in loader:
         images = channels_last(batch.images)
         logits = model(images).float()

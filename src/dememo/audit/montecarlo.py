@@ -21,7 +21,7 @@ from torch.func import functional_call, vmap
 from dememo.data.batches import DeviceLoader
 from dememo.data.imageset import ImageSet
 from dememo.errors import ConfigError
-from dememo.models import test_time_flip
+from dememo.models import flip_evaluated
 from dememo.registry import Registry
 from dememo.train import predict_logits
 
@@ -92,7 +92,7 @@ def noisy_metric(
     model = model.to(device).eval()
     params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
     fixed = {k: b for k, b in model.named_buffers()}
-    flip = test_time_flip(model)
+    flip = flip_evaluated(model)
 
     def forward(shifted: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
         return evaluated(lambda x: functional_call(model, {**shifted, **fixed}, (x,)), images, flip)
@@ -141,7 +141,7 @@ def loop_metric(
                     params[name].copy_(p + noise[name][i])
             total = torch.zeros((), dtype=torch.float64, device=device)
             for batch in loader:
-                logits = evaluated(copy_, batch.images, test_time_flip(model))
+                logits = evaluated(copy_, batch.images, flip_evaluated(model))
                 total += score(logits.unsqueeze(0), batch.labels)[0]
             values.append(float(total) / len(data))
     return torch.tensor(values, dtype=torch.float64)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from dememo.experiments.stages import Stage
-from dememo.models import build_model, test_time_flip
+from dememo.models import build_model, flip_evaluated
 from dememo.train import get_recipe
 
 PASSES_PER_SECOND = 150_000  # airbench-class network on one A100/H100 (assumed, see above)
@@ -61,7 +61,7 @@ class Cost:
 @cache
 def views(model: str) -> int:
     """Evaluation passes per image: 2 for a model evaluated with a test-time flip."""
-    return 2 if test_time_flip(build_model(model, 3, 10, (32, 32))) else 1
+    return 2 if flip_evaluated(build_model(model, 3, 10, (32, 32))) else 1
 
 
 def sizes(config: dict) -> tuple[int, int, int]:

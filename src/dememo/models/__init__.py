@@ -5,6 +5,6 @@ perturbations and attacks work in pixel space.
 """
 
 from dememo.models import architectures  # noqa: F401  (fills the registry)
-from dememo.models.registry import MODELS, ModelSpec, build_model, fit_from_data, test_time_flip
+from dememo.models.registry import MODELS, ModelSpec, build_model, fit_from_data, flip_evaluated
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "fit_from_data", "test_time_flip"]
+__all__ = ["MODELS", "ModelSpec", "build_model", "fit_from_data", "flip_evaluated"]

@@ -60,7 +60,7 @@ def fit_from_data(model: nn.Module, images: torch.Tensor) -> None:
             hook.remove()
 
 
-def test_time_flip(model: nn.Module) -> bool:
+def flip_evaluated(model: nn.Module) -> bool:
     """Whether ``model`` is evaluated on each image and its mirror (airbench94's evaluation)."""
     return any(getattr(m, "test_time_flip", False) for m in model.modules())
 
