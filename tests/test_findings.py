@@ -82,6 +82,16 @@ def test_shallow_unlearnability_reproduced_contradicted_inconclusive():
         assert verdict_of("6.3.1", entries).verdict == verdict
 
 
+def test_shallow_unlearnability_subtracts_what_the_ball_teaches_rt():
+    """Before gains 40 points, but RT (never saw the class) gains 38 under the same attack: the
+    ball's reach, not a hidden memory, so the finding is contradicted, not reproduced."""
+    entries = [before(s) for s in range(3)]
+    entries += [recovery(s, "Before", 0.1, 0.5 + d, 0.4) for s, d in enumerate((0.0, 0.01, 0.02))]
+    entries += [recovery(s, "RT", 0.0, 0.38, 0.4) for s in range(3)]
+    result = verdict_of("6.3.1", entries)
+    assert result.verdict == CONTRADICTED and result.estimate.value == pytest.approx(3.0)
+
+
 def test_radius_not_reached_is_inconclusive():
     entries = [before(s) for s in range(3)] + [recovery(s, "Before", 0.1, 0.5, 0.2) for s in range(3)]
     result = verdict_of("6.3.1", entries)

@@ -363,14 +363,18 @@ def finding_viii(entries: list[Entry]) -> list[float]:
 
 def shallow_unlearnability(entries: list[Entry]) -> list[float]:
     """Per seed: mean recovery gain of models trained on protected data (interplay Before models
-    on a protected class; recovery-protected victims of a protection)."""
+    on a protected class; recovery-protected victims of a protection). Where the target also has
+    an RT model's recovery, RT's gain is subtracted: an attack that teaches the class to a model
+    that never saw it (RT) shows the ball's reach, not a memory the protection hid."""
     index = interplay_index(entries)
     targets = [t for t in index["recover"] if t.part == "Du" and "Before" in index["recover"][t]]
     check_victims(index, targets)
     check_premise(index, targets)
     units: dict[int, list[float]] = defaultdict(list)
     for (target, _), gain in gains(index, lambda t, row: t.part == "Du" and row == "Before").items():
-        units[target.seed].append(gain)
+        rt = index["recover"][target].get("RT")
+        rt_gain = usable_gain(rt, "RT") if rt is not None else None
+        units[target.seed].append(gain - (rt_gain or 0.0))
     for entry in entries:  # recovery-protected (Figure 9): no class target, a 'method' label
         if entry.labels.get("role") != "recover" or entry.output is None or "cls" in entry.labels:
             continue
@@ -504,7 +508,8 @@ FINDINGS = (
             "prob-MIA rate - RT's of runs whose forget-set accuracy is within RT's + 5 points",
             MIA_TOLERANCE, True, finding_viii),
     Finding("6.3.1", "Unlearnability is shallow: a small weight perturbation restores the protected class.",
-            "recovery gain of models trained on protected data (largest eta vs smallest), points",
+            "recovery gain of models trained on protected data (largest eta vs smallest) - RT's where "
+            "the target has an RT model, points",
             RECOVERY_GAIN, True, shallow_unlearnability),
     Finding("6.3.2 (FT)", "Only FT forgets deeply: IF/GA-unlearned models recover more than FT ones.",
             "recovery gain of IF/GA models - of FT models, points", DEPTH_MARGIN, True, ft_deepest),
