@@ -55,17 +55,17 @@ def test_answer_tokens_alone_are_scored(tiny):
     tok = tiny.tokenizer
     items = encode(examples(), tok)
     batch = collate(items[:2], tok.pad_token_id, CPU)
-    for row, (ids, n_answer) in enumerate(items[:2]):
-        assert n_answer == 1
+    for row, item in enumerate(items[:2]):
+        assert item.n_answer == 1 and item.prompt == item.ids[:-1]
         scored = (batch.labels[row] != IGNORE).nonzero().flatten().tolist()
-        assert scored == [len(ids) - 1]
+        assert scored == [len(item.ids) - 1]
     logp, n_tokens, hits = answer_scores(tiny.model.eval(), batch)
     with torch.no_grad():
         logits = tiny.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    for row, (ids, _) in enumerate(items[:2]):
-        step = torch.log_softmax(logits[row, len(ids) - 2], -1)
-        assert float(logp[row]) == pytest.approx(float(step[ids[-1]]), abs=1e-5)
-        assert bool(hits[row]) == (int(step.argmax()) == ids[-1])
+    for row, item in enumerate(items[:2]):
+        step = torch.log_softmax(logits[row, len(item.ids) - 2], -1)
+        assert float(logp[row]) == pytest.approx(float(step[item.ids[-1]]), abs=1e-5)
+        assert bool(hits[row]) == (int(step.argmax()) == item.ids[-1])
     assert n_tokens.tolist() == [1, 1]
 
 

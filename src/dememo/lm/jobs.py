@@ -20,9 +20,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from dememo.errors import ArtifactError, ConfigError
-from dememo.lm.batches import accuracy, encode
+from dememo.lm.batches import Item, accuracy, encode
 from dememo.lm.data import LMData, study_examples
 from dememo.lm.model import LanguageModel, load_lm, set_trainable, trainable_state
+from dememo.lm.prefix import cache_inputs, cached_layer
 from dememo.lm.train import LM_KIND, LMRecipe, finetune
 from dememo.lm.unlearn import LMContext, lm_unlearn, lm_unlearn_config
 from dememo.store import Artifact, ArtifactStore, canonical_json
@@ -69,15 +70,31 @@ def _pretrained(source: str, data_json: str) -> LanguageModel:
     return load_lm(source, texts=texts, seed=0)
 
 
-def encoded(setup: LMSetup, lm: LanguageModel, part: str) -> dict[str, list]:
-    """Token ids per task of one part of the examples: 'clean', 'protected' or 'test'."""
+def encoded(setup: LMSetup, part: str, device: torch.device) -> dict[str, list[Item]]:
+    """Token ids per task of one part of the examples ('clean', 'protected' or 'test'); when only
+    the last layers train, with the input of the first trained layer (``dememo.lm.prefix``).
+    Computed once per process: every stage of a setup shares them."""
+    return _encoded(canonical_json(setup.model_dump(mode="json")), part, str(device))
+
+
+@cache
+def _encoded(setup_json: str, part: str, device: str) -> dict[str, list[Item]]:
+    setup = LMSetup.model_validate_json(setup_json)
+    pretrained = _pretrained(setup.model, canonical_json(setup.data.model_dump(mode="json")))
     examples = getattr(study_examples(setup.data), part)
-    return {task: encode(examples[task], lm.tokenizer) for task in setup.data.tasks}
+    items = {task: encode(examples[task], pretrained.tokenizer) for task in setup.data.tasks}
+    layer = cached_layer(pretrained.model, setup.train_layers)
+    if layer is None:
+        return items
+    flat = [item for task in setup.data.tasks for item in items[task]]
+    cached = iter(cache_inputs(pretrained.model, flat, layer, pretrained.tokenizer.pad_token_id,
+                               torch.device(device)))  # fmt: skip
+    return {task: [next(cached) for _ in items[task]] for task in setup.data.tasks}
 
 
 def task_accuracies(setup: LMSetup, lm: LanguageModel, device: torch.device) -> dict[str, float]:
     """Exact-match accuracy on each task's clean held-out examples."""
-    test = encoded(setup, lm, "test")
+    test = encoded(setup, "test", device)
     return {t: accuracy(lm.model, items, lm.tokenizer.pad_token_id, device) for t, items in test.items()}
 
 
@@ -117,7 +134,7 @@ def finetune_or_load(
     if stored is not None:
         return StoredLM(with_weights(setup, stored), setup, stored, reused=True)
     lm = fresh_model(setup)
-    items = [i for task_items in encoded(setup, lm, training_data).values() for i in task_items]
+    items = [i for task_items in encoded(setup, training_data, device).values() for i in task_items]
     started = time.perf_counter()
     model = finetune(lm.model, items, recipe, pad_id=lm.tokenizer.pad_token_id, device=device, seed=seed)
     lm = LanguageModel(set_trainable(model, setup.train_layers), lm.tokenizer, lm.source)
@@ -169,7 +186,7 @@ def unlearn_lm_or_load(
     if stored is not None:
         return StoredLM(with_weights(setup, stored), setup, stored, reused=True)
     lm = with_weights(setup, parent)
-    train = encoded(setup, lm, parent.manifest["config"]["training_data"])
+    train = encoded(setup, parent.manifest["config"]["training_data"], device)
     retain = [i for other, items in train.items() if other != task for i in items]
     recipe = LMRecipe.model_validate(parent.manifest["config"]["recipe"])
     pad = lm.tokenizer.pad_token_id
@@ -178,7 +195,7 @@ def unlearn_lm_or_load(
     model = lm_unlearn(method, lm.model, train[task], retain, context, **job["options"])
     lm = LanguageModel(set_trainable(model, setup.train_layers), lm.tokenizer, lm.source)
     seconds = time.perf_counter() - started
-    test = encoded(setup, lm, "test")
+    test = encoded(setup, "test", device)
     retained = [i for other, items in test.items() if other != task for i in items]
     metrics = {
         "seconds": seconds,
@@ -219,9 +236,9 @@ def recover_or_load(
         return stored
     unlearned = load_stored_lm(target)
     lm, setup, task = unlearned.lm, unlearned.setup, job["task"]
-    attack = encoded(setup, lm, "clean")[task][: config.attack_examples]
+    attack = encoded(setup, "clean", device)[task][: config.attack_examples]
     curve = lm_recovery_curve(
-        job["method"].upper(), lm.model, attack, encoded(setup, lm, "test")[task], list(config.etas),
+        job["method"].upper(), lm.model, attack, encoded(setup, "test", device)[task], list(config.etas),
         recipe=config.recipe, pad_id=unlearned.pad_id, device=device, relative=config.relative,
         seed=config.seed,
     )  # fmt: skip
