@@ -34,6 +34,8 @@ def setup(tmp_path_factory):
         for label, words in WORDS.items():
             for i in range(10):
                 writer.writerow([f"{words} item {i} of the {label} news today with more words", label])
+        repeated = "match  goal team league coach item 0 of the sport news today with more words"
+        writer.writerow([repeated, "sport"])
     data = LMData(corpus=str(path), tasks=("sport", "money"), train_per_task=4, test_per_task=2,
                   max_words=None)  # fmt: skip
     return LMSetup(model="tiny:16x2", train_layers=1, data=data)
@@ -49,6 +51,10 @@ def test_examples_are_deterministic_and_protected(setup):
     for task in setup.data.tasks:  # int(0.05 * 16 words) -> one word inserted
         pairs = zip(examples.clean[task], examples.protected[task], strict=True)
         assert all(len(p.text.split()) == len(c.text.split()) + 1 for c, p in pairs)
+        assert examples.inserted[task] == [1] * 4
+    summary = examples.summary()
+    assert summary["duplicates_removed"] == 1  # the repeated sport article (extra space), before the split
+    assert summary["inserted_words"] == {"mean": 1.0, "min": 1, "max": 1}
     assert study_examples(setup.data.model_copy()) is examples  # cached per process
 
 

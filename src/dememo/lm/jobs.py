@@ -138,8 +138,12 @@ def finetune_or_load(
     started = time.perf_counter()
     model = finetune(lm.model, items, recipe, pad_id=lm.tokenizer.pad_token_id, device=device, seed=seed)
     lm = LanguageModel(set_trainable(model, setup.train_layers), lm.tokenizer, lm.source)
-    metrics = {"train_seconds": time.perf_counter() - started, "train_size": len(items),
-               "test_accuracy": task_accuracies(setup, lm, device)}  # fmt: skip
+    metrics = {
+        "train_seconds": time.perf_counter() - started,
+        "train_size": len(items),
+        "test_accuracy": task_accuracies(setup, lm, device),
+        "data": study_examples(setup.data).summary(),
+    }
     artifact = store.save(LM_KIND, job, trainable_state(lm.model), metrics, seed=seed)
     return StoredLM(lm, setup, artifact, reused=False)
 

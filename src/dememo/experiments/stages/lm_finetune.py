@@ -1,5 +1,6 @@
 """The lm-finetune stage: a causal LM fine-tuned on every task's clean or RegText-protected
-examples (dememo.lm.jobs.finetune_or_load); metrics: test accuracy per task."""
+examples (dememo.lm.jobs.finetune_or_load); metrics: test accuracy per task, and on RegText
+data the words inserted per text ('inserted_words': mean, min, max)."""
 
 from __future__ import annotations
 
@@ -27,4 +28,6 @@ class LMFinetune(base.StageKind):
         metrics = trained.artifact.metrics
         values = {("accuracy", task): value for task, value in metrics["test_accuracy"].items()}
         values[("train_seconds", "")] = metrics["train_seconds"]
+        if config["training_data"] == "protected":  # RegText's words inserted per text
+            values.update({("inserted_words", k): v for k, v in metrics["data"]["inserted_words"].items()})
         return context.output(trained.artifact.path, values)
