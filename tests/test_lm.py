@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from dememo.errors import ConfigError, DataError
-from dememo.lm.batches import IGNORE, accuracy, answer_scores, batches, collate, encode, nll
+from dememo.lm.batches import IGNORE, answer_scores, batches, collate, encode, nll
 from dememo.lm.model import load_lm, prepare_tokenizer
 from dememo.lm.recovery import absolute_eta, lm_recovery_curve, recover_lm, weight_norm
+from dememo.lm.scoring import normalize, score
 from dememo.lm.train import LMRecipe, finetune
 from dememo.lm.unlearn import LM_UNLEARNERS, LMContext, lm_unlearn, npo_loss
 from dememo.text.tasks import Example
@@ -59,13 +60,12 @@ def test_answer_tokens_alone_are_scored(tiny):
         assert item.n_answer == 1 and item.prompt == item.ids[:-1]
         scored = (batch.labels[row] != IGNORE).nonzero().flatten().tolist()
         assert scored == [len(item.ids) - 1]
-    logp, n_tokens, hits = answer_scores(tiny.model.eval(), batch)
+    logp, n_tokens = answer_scores(tiny.model.eval(), batch)
     with torch.no_grad():
         logits = tiny.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     for row, item in enumerate(items[:2]):
         step = torch.log_softmax(logits[row, len(item.ids) - 2], -1)
         assert float(logp[row]) == pytest.approx(float(step[item.ids[-1]]), abs=1e-5)
-        assert bool(hits[row]) == (int(step.argmax()) == item.ids[-1])
     assert n_tokens.tolist() == [1, 1]
 
 
@@ -86,13 +86,26 @@ def test_model_and_tokenizer_errors(tmp_path):
         prepare_tokenizer(tokenizer, "handmade")
 
 
-def test_finetune_learns(tiny):
+def test_finetune_learns_and_both_scoring_rules_see_it(tiny):
     tok, pad = tiny.tokenizer, tiny.tokenizer.pad_token_id
-    items = encode(examples(), tok)
+    items = encode(examples(), tok, eos=True)  # generation must learn to stop after the answer
+    assert all(item.n_answer == 2 and item.ids[-1] == tok.eos_token_id for item in items)
     before = float(nll(tiny.model, collate(items, pad, CPU)))
-    model = finetune(tiny.model, items, LMRecipe(epochs=12, lr=3e-2, batch_size=8), pad_id=pad, device=CPU)
-    assert float(nll(model, collate(items, pad, CPU))) < 0.5 * before
-    assert accuracy(model, items, pad, CPU) == 1.0
+    untrained = score("choice", tiny.model, items, tok, CPU)
+    model = finetune(tiny.model, items, LMRecipe(epochs=60, lr=3e-2, batch_size=8), pad_id=pad, device=CPU)
+    assert float(nll(model, collate(items, pad, CPU))) < 0.1 * before
+    for rule in ("choice", "generate"):
+        result = score(rule, model, items, tok, CPU)
+        assert (result.accuracy, result.yes_share, result.n) == (1.0, 0.5, 8), rule
+    assert untrained.yes_share in (0.0, 1.0)  # a random model answers one way: 50% on a balanced set
+    with pytest.raises(ConfigError, match="unknown LM scoring rule 'exact'"):
+        score("exact", model, items, tok, CPU)
+
+
+def test_answers_are_normalised_as_the_official_evaluation_does():
+    assert (
+        normalize("  Yes.") == "yes" and normalize("NO!\t") == "no" and normalize("yes, it is") == "yes it is"
+    )
 
 
 def test_lora_is_merged_into_plain_weights(tiny):
@@ -185,20 +198,37 @@ def test_ft_and_rt(trained):
         lm_unlearn("ga", model, [], retain, context)
 
 
-def test_recovery_stays_in_the_ball(trained):
+def test_recovery_stays_in_the_ball_and_records_whether_it_reached_it(trained):
     model, forget, retain, context = trained
     damaged = lm_unlearn("ga", copy.deepcopy(model), forget, retain, context, epochs=5, lr=3e-2)
     norm = weight_norm(damaged)
     assert absolute_eta(damaged, 0.01, relative=True) == pytest.approx(0.01 * norm)
     assert absolute_eta(damaged, 0.5, relative=False) == 0.5
     recipe = LMRecipe(epochs=2, lr=1e-2, batch_size=8)
-    attacked, reached = recover_lm(damaged, forget, 0.05, recipe, pad_id=context.pad_id, device=CPU)
-    assert 0 < reached <= 0.05 + 1e-6
-    curve = lm_recovery_curve(
-        "GA", damaged, forget, forget, [0.0, 0.05], recipe=recipe, pad_id=context.pad_id, device=CPU
+    attacked, distance, projected = recover_lm(
+        damaged, forget, 0.05, recipe, pad_id=context.pad_id, device=CPU
     )
-    assert curve.distances[0] == 0.0 and curve.distances[1] <= 0.05 * norm + 1e-6
-    assert curve.accuracies[0] == accuracy(damaged, forget, context.pad_id, CPU)
+    assert 0 < distance <= 0.05 + 1e-6 and projected > 0  # AdamW's first step alone moves ~0.01 x sqrt(d)
+
+    tokenizer = make_tiny().tokenizer  # the fixture's (the same word-level vocabulary)
+
+    def evaluate(m):
+        return score("choice", m, forget, tokenizer, CPU)
+
+    points = lm_recovery_curve(damaged, forget, [0.0, 0.05, 100.0], evaluate, recipe=recipe,
+                               pad_id=context.pad_id, device=CPU, relative=False)  # fmt: skip
+    assert [p.eta for p in points] == [0.0, 0.05, 100.0] and points[0].distance == 0.0
+    assert points[0].accuracy == evaluate(damaged).accuracy
+    assert points[1].reached and points[1].distance == pytest.approx(0.05, rel=1e-4)
+    assert (
+        not points[2].reached and points[2].projected_steps == 0 and points[2].distance < 10
+    )  # budget-bound
+    sgd = recipe.model_copy(update={"optimizer": "sgd", "lr": 1e-3})
+    sphere = lm_recovery_curve(damaged, forget, [0.05], evaluate, recipe=sgd, projection="sphere",
+                               pad_id=context.pad_id, device=CPU, relative=False)  # fmt: skip
+    assert (
+        sphere[0].distance == pytest.approx(0.05, rel=1e-4) and sphere[0].reached
+    )  # PUE's attack: on the sphere
 
 
 def test_batches_cover_every_item_once(tiny):
@@ -214,4 +244,4 @@ def test_smollm2_loads_from_gguf():
     assert 130e6 < sum(p.numel() for p in lm.model.parameters()) < 140e6
     assert next(lm.model.parameters()).dtype == torch.float32
     items = encode(examples(n=2), lm.tokenizer)
-    assert accuracy(lm.model, items, lm.tokenizer.pad_token_id, CPU) in (0.0, 0.5, 1.0)
+    assert score("choice", lm.model, items, lm.tokenizer, CPU).accuracy in (0.0, 0.5, 1.0)

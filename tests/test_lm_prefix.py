@@ -10,6 +10,7 @@ from dememo.errors import ConfigError
 from dememo.lm.batches import answer_scores, collate, encode, nll
 from dememo.lm.model import load_lm, set_trainable
 from dememo.lm.prefix import cache_inputs, cached_layer
+from dememo.lm.scoring import score
 from dememo.lm.train import LMRecipe, finetune
 from dememo.text.tasks import Example
 
@@ -27,21 +28,21 @@ def tiny():
     set_trainable(lm.model, 1)
     items = encode(examples(), lm.tokenizer)
     pad = lm.tokenizer.pad_token_id
-    return lm.model, items, cache_inputs(lm.model, items, 1, pad, CPU, batch_size=5), pad
+    return lm.model, items, cache_inputs(lm.model, items, 1, pad, CPU, batch_size=5), pad, lm.tokenizer
 
 
 def test_cached_inputs_give_the_full_models_log_probabilities_and_gradients(tiny):
-    model, items, cached, pad = tiny
+    model, items, cached, pad, tokenizer = tiny
     assert cached_layer(model, 1) == 1
     assert cached_layer(model, 2) is None and cached_layer(model, None) is None
     assert all(c.layer == 1 and c.hidden.shape == (len(c.ids), 16) for c in cached)
     full, short = collate(items, pad, CPU), collate(cached, pad, CPU)
     assert short.hidden is not None and full.hidden is None
     model.eval()
-    logp_full, n_full, hits_full = answer_scores(model, full)
-    logp_short, n_short, hits_short = answer_scores(model, short)
-    assert torch.allclose(logp_full, logp_short, atol=1e-5)
-    assert torch.equal(n_full, n_short) and torch.equal(hits_full, hits_short)
+    logp_full, n_full = answer_scores(model, full)
+    logp_short, n_short = answer_scores(model, short)
+    assert torch.allclose(logp_full, logp_short, atol=1e-5) and torch.equal(n_full, n_short)
+    assert score("choice", model, items, tokenizer, CPU) == score("choice", model, cached, tokenizer, CPU)
     grads = []
     for batch in (full, short):
         model.zero_grad()
@@ -52,7 +53,7 @@ def test_cached_inputs_give_the_full_models_log_probabilities_and_gradients(tiny
 
 
 def test_fine_tuning_from_cached_inputs_trains_the_same_weights(tiny):
-    model, items, cached, pad = tiny
+    model, items, cached, pad, tokenizer = tiny
     recipe = LMRecipe(epochs=2, lr=1e-2, batch_size=4)
     trained = [finetune(copy.deepcopy(model), p, recipe, pad_id=pad, device=CPU) for p in (items, cached)]
     states = [dict(m.named_parameters()) for m in trained]
@@ -61,7 +62,7 @@ def test_fine_tuning_from_cached_inputs_trains_the_same_weights(tiny):
 
 
 def test_cached_inputs_need_the_layers_below_frozen(tiny):
-    model, _, cached, pad = tiny
+    model, _, cached, pad, _ = tiny
     set_trainable(model, None)
     with pytest.raises(ConfigError, match="need every weight below it frozen"):
         answer_scores(model, collate(cached, pad, CPU))

@@ -1,5 +1,5 @@
-"""Prompt + answer sequences for a causal LM: the loss and the exact-match check read
-only the answer tokens.
+"""Prompt + answer sequences for a causal LM: the loss reads only the answer tokens (how
+answers are scored: ``dememo.lm.scoring``).
 
 The official RegText code fine-tunes on the whole formatted text (SFT: prompt, article and
 answer); dememo's loss covers the answer tokens alone, so fine-tuning, unlearning and
@@ -51,12 +51,15 @@ class Batch:
     layer: int = 0
 
 
-def encode(examples: list[Example], tokenizer) -> list[Item]:
-    """Prompt + answer token ids per example."""
+def encode(examples: list[Example], tokenizer, eos: bool = False) -> list[Item]:
+    """Prompt + answer token ids per example; with ``eos`` the answer ends with the end-of-text
+    token (as the official RegText training text does), so that generation stops after it."""
+    if eos and tokenizer.eos_token_id is None:
+        raise ConfigError("the tokenizer has no end-of-text token to end the answers with")
     items = []
     for example in examples:
         prompt = tokenizer(example.prompt())["input_ids"]
-        answer = answer_ids(tokenizer, example.answer)
+        answer = answer_ids(tokenizer, example.answer) + ([tokenizer.eos_token_id] if eos else [])
         items.append(Item(tuple(prompt + answer), len(answer), example.answer))
     return items
 
@@ -112,9 +115,8 @@ def logits_at(model: nn.Module, batch: Batch, keep: torch.Tensor) -> torch.Tenso
                      use_cache=False).logits  # fmt: skip
 
 
-def answer_scores(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per sequence: summed answer log-probability, number of answer tokens, and whether
-    every answer token is the greedy choice (exact answer match)."""
+def answer_scores(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sequence: summed answer log-probability and number of answer tokens."""
     targets = batch.labels[:, 1:]
     scored = targets != IGNORE
     # logits only where some row predicts an answer token (the vocabulary projection and its
@@ -123,28 +125,10 @@ def answer_scores(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.T
     logits = logits_at(model, batch, keep)
     targets, scored = targets[:, keep], scored[:, keep]
     logp = torch.gather(F.log_softmax(logits.float(), -1), 2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    logp_sum = (logp * scored).sum(1)
-    hits = (logits.argmax(-1) == targets) | ~scored
-    return logp_sum, scored.sum(1), hits.all(1)
+    return (logp * scored).sum(1), scored.sum(1)
 
 
 def nll(model: nn.Module, batch: Batch) -> torch.Tensor:
     """Mean negative log-likelihood per answer token."""
-    logp_sum, n_tokens, _ = answer_scores(model, batch)
+    logp_sum, n_tokens = answer_scores(model, batch)
     return -logp_sum.sum() / n_tokens.sum()
-
-
-@torch.no_grad()
-def accuracy(
-    model: nn.Module,
-    items: list[Item],
-    pad_id: int,
-    device: torch.device,
-    batch_size: int = 16,
-) -> float:
-    """Share of examples whose answer is reproduced exactly by greedy decoding."""
-    was_training = model.training
-    model.eval()
-    correct = sum(int(answer_scores(model, b)[2].sum()) for b in batches(items, batch_size, pad_id, device))
-    model.train(was_training)
-    return correct / len(items)

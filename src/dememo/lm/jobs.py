@@ -17,13 +17,14 @@ from functools import cache
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dememo.errors import ArtifactError, ConfigError
-from dememo.lm.batches import Item, accuracy, encode
+from dememo.lm.batches import Item, encode
 from dememo.lm.data import LMData, study_examples
 from dememo.lm.model import LanguageModel, load_lm, set_trainable, trainable_state
 from dememo.lm.prefix import cache_inputs, cached_layer
+from dememo.lm.scoring import SCORING, Score, score
 from dememo.lm.train import LM_KIND, LMRecipe, finetune
 from dememo.lm.unlearn import LMContext, lm_unlearn, lm_unlearn_config
 from dememo.store import Artifact, ArtifactStore, canonical_json
@@ -34,13 +35,22 @@ TrainingData = Literal["clean", "protected"]
 
 
 class LMSetup(BaseModel):
-    """What every LM stage shares: the pretrained model, which layers train, the examples."""
+    """What every LM stage shares: the pretrained model, which layers train, the examples, and
+    how answers are scored (``dememo.lm.scoring``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
     train_layers: int | None = Field(None, ge=1, description="train only the last N decoder layers")
     data: LMData
+    scoring: str = "choice"
+
+    @field_validator("scoring")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        if value not in SCORING:
+            raise ValueError(f"unknown scoring rule {value!r}; valid: {', '.join(SCORING.names())}")
+        return value
 
 
 @dataclass
@@ -82,7 +92,8 @@ def _encoded(setup_json: str, part: str, device: str) -> dict[str, list[Item]]:
     setup = LMSetup.model_validate_json(setup_json)
     pretrained = _pretrained(setup.model, canonical_json(setup.data.model_dump(mode="json")))
     examples = getattr(study_examples(setup.data), part)
-    items = {task: encode(examples[task], pretrained.tokenizer) for task in setup.data.tasks}
+    eos = setup.scoring == "generate"  # trained to stop after the answer, as the official code
+    items = {task: encode(examples[task], pretrained.tokenizer, eos) for task in setup.data.tasks}
     layer = cached_layer(pretrained.model, setup.train_layers)
     if layer is None:
         return items
@@ -92,10 +103,17 @@ def _encoded(setup_json: str, part: str, device: str) -> dict[str, list[Item]]:
     return {task: [next(cached) for _ in items[task]] for task in setup.data.tasks}
 
 
-def task_accuracies(setup: LMSetup, lm: LanguageModel, device: torch.device) -> dict[str, float]:
-    """Exact-match accuracy on each task's clean held-out examples."""
-    test = encoded(setup, "test", device)
-    return {t: accuracy(lm.model, items, lm.tokenizer.pad_token_id, device) for t, items in test.items()}
+def evaluate(setup: LMSetup, lm: LanguageModel, items: list[Item], device: torch.device) -> Score:
+    return score(setup.scoring, lm.model, items, lm.tokenizer, device)
+
+
+def score_metrics(prefix: str, result: Score) -> dict[str, float | int]:
+    """'<prefix>_accuracy', '<prefix>_yes_share' and '<prefix>_size' of one score."""
+    return {
+        f"{prefix}_accuracy": result.accuracy,
+        f"{prefix}_yes_share": result.yes_share,
+        f"{prefix}_size": result.n,
+    }
 
 
 def with_weights(setup: LMSetup, artifact: Artifact) -> LanguageModel:
@@ -138,10 +156,16 @@ def finetune_or_load(
     started = time.perf_counter()
     model = finetune(lm.model, items, recipe, pad_id=lm.tokenizer.pad_token_id, device=device, seed=seed)
     lm = LanguageModel(set_trainable(model, setup.train_layers), lm.tokenizer, lm.source)
+    seconds = time.perf_counter() - started
+    scores = {
+        task: evaluate(setup, lm, test, device) for task, test in encoded(setup, "test", device).items()
+    }
     metrics = {
-        "train_seconds": time.perf_counter() - started,
+        "train_seconds": seconds,
         "train_size": len(items),
-        "test_accuracy": task_accuracies(setup, lm, device),
+        "test_accuracy": {task: s.accuracy for task, s in scores.items()},
+        "test_yes_share": {task: s.yes_share for task, s in scores.items()},
+        "test_size": {task: s.n for task, s in scores.items()},
         "data": study_examples(setup.data).summary(),
     }
     artifact = store.save(LM_KIND, job, trainable_state(lm.model), metrics, seed=seed)
@@ -201,24 +225,25 @@ def unlearn_lm_or_load(
     seconds = time.perf_counter() - started
     test = encoded(setup, "test", device)
     retained = [i for other, items in test.items() if other != task for i in items]
-    metrics = {
-        "seconds": seconds,
-        "forget_accuracy": accuracy(lm.model, test[task], pad, device),
-        "retain_accuracy": accuracy(lm.model, retained, pad, device) if retained else None,
-    }
+    metrics = {"seconds": seconds, **score_metrics("forget", evaluate(setup, lm, test[task], device))}
+    if retained:
+        metrics.update(score_metrics("retain", evaluate(setup, lm, retained, device)))
     seed = job["options"]["seed"]
     artifact = store.save(UNLEARNED_LM_KIND, job, trainable_state(lm.model), metrics, seed=seed)
     return StoredLM(lm, setup, artifact, reused=False)
 
 
 class RecoveryConfig(BaseModel):
-    """The recovery attack on one LM: AdamW on ``attack_examples`` clean training examples of
-    its task, projected onto the l2 ball of radius eta (relative to ||theta|| when ``relative``)."""
+    """The recovery attack on one LM: ``recipe`` on ``attack_examples`` clean training examples of
+    its task, projected onto the l2 ball (or sphere) of radius eta around the unlearned weights
+    (eta relative to ||theta|| when ``relative``). PUE's official attack: SGD in the recipe and
+    ``projection: sphere``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     etas: tuple[float, ...] = Field(min_length=1)
     relative: bool = True
+    projection: Literal["ball", "sphere"] = "ball"
     attack_examples: int = Field(8, ge=1)
     recipe: LMRecipe = LMRecipe(epochs=2, lr=1e-4, batch_size=8)
     seed: int = 0
@@ -228,7 +253,8 @@ def recover_or_load(
     target: Artifact, config: RecoveryConfig, store: ArtifactStore, device: torch.device
 ) -> Artifact:
     """Reuse or compute the recovery curve of an unlearned LM on the task it forgot; the
-    artifact holds etas, accuracies and reached distances as tensors and in its metrics."""
+    artifact holds one ``RecoveryPoint`` per eta (accuracy, "yes" share, radius, distance
+    reached, projected steps, radius reached) as tensors and in its metrics ('points')."""
     from dememo.lm.recovery import lm_recovery_curve  # imports dememo.audit (sklearn): only when used
 
     if target.manifest.get("kind") != UNLEARNED_LM_KIND:
@@ -241,12 +267,15 @@ def recover_or_load(
     unlearned = load_stored_lm(target)
     lm, setup, task = unlearned.lm, unlearned.setup, job["task"]
     attack = encoded(setup, "clean", device)[task][: config.attack_examples]
-    curve = lm_recovery_curve(
-        job["method"].upper(), lm.model, attack, encoded(setup, "test", device)[task], list(config.etas),
-        recipe=config.recipe, pad_id=unlearned.pad_id, device=device, relative=config.relative,
-        seed=config.seed,
+    test = encoded(setup, "test", device)[task]
+    points = lm_recovery_curve(
+        lm.model, attack, list(config.etas),
+        lambda model: score(setup.scoring, model, test, lm.tokenizer, device),
+        recipe=config.recipe, projection=config.projection, pad_id=unlearned.pad_id, device=device,
+        relative=config.relative, seed=config.seed,
     )  # fmt: skip
-    tensors = {name: torch.tensor(getattr(curve, name), dtype=torch.float64)
-               for name in ("etas", "accuracies", "distances")}  # fmt: skip
-    metrics = {"etas": curve.etas, "accuracies": curve.accuracies, "distances": curve.distances}
-    return store.save(RECOVERY_KIND, job, tensors, metrics, seed=config.seed)
+    rows = [point.to_dict() for point in points]
+    tensors = {
+        name: torch.tensor([float(row[name]) for row in rows], dtype=torch.float64) for name in rows[0]
+    }
+    return store.save(RECOVERY_KIND, job, tensors, {"points": rows}, seed=config.seed)
