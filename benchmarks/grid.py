@@ -106,7 +106,8 @@ def main() -> None:
         for scale in args.scales:
             counts, images = grid(paper_specs if spec == "all paper specs" else [spec], scale)
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
-            print(f"| {spec} | {scale} | {sum(counts.values())} | {kinds} | {images / 1e6:.2f} |")
+            shown = scale if spec == "all paper specs" else scale_of(load_spec(spec), scale)
+            print(f"| {spec} | {shown} | {sum(counts.values())} | {kinds} | {images / 1e6:.2f} |")
     for results in args.results:
         print(f"\nrecorded in {results}:\n")
         print("| spec | scale | stage seconds | by kind |")

@@ -94,7 +94,7 @@ PLAN_DIGESTS = {
     "lifecycle/cpu": "949f41c6039b8e49",  # issue 17: recover 30 epochs (3 did not reach eta 0.4)
     "lifecycle/paper": "baab671ed8164f25",  # issue 15: official MIA shadows
     "llm/smoke": "8aa7f75937f2dde1",  # issue 19: cached layers, scoring, NPO retain term, absolute etas
-    "llm/cpu": "6584faaead6a5d14",  # issue 19: a scale that learns (64/128 examples, 100 words, 3 seeds)
+    "llm/cpu": "9fc608bff4bd3797",  # issue 19: a scale that learns (64/128 examples, 100 words, 3 seeds)
     "llm/large": "452e5a6dd046a417",  # issue 19: renamed from 'paper' (not the paper's setting), 3 seeds
     "table3/smoke": "6727e1704bbf15c4",
     "table3/cpu": "16350c7b912298f1",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
