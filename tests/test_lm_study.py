@@ -101,17 +101,24 @@ def test_importing_the_experiments_does_not_load_transformers():
 def test_table4_arrows_and_figure12_points_from_entries():
     from dememo.experiments.stages import StageOutput
     from dememo.experiments.studies.base import Entry
-    from dememo.experiments.views.llm import recovery_points, up_arrows
+    from dememo.experiments.views.llm import recovery_curve, up_arrows
 
-    def entry(column, role, metrics):
-        labels = {"task": "sports", "column": column, "role": role}
-        return Entry(labels, column + role, StageOutput("x", metrics))
+    def entry(column, role, metrics, seed=0):
+        labels = {"task": "sports", "column": column, "role": role, "seed": seed}
+        return Entry(labels, f"{column}{role}{seed}", StageOutput("x", metrics))
 
     entries = [entry("ga", "model", {("accuracy", "forget"): 0.5}),
-               entry("ga", "recover", {("task_accuracy", "eta=0.01"): 0.75})]  # fmt: skip
-    # eta 0 comes from the unlearned model when the curve lacks it
-    assert recovery_points(entries, "sports", "ga", (0.01,)) == [(0.0, 50.0), (0.01, 75.0)]
-    assert recovery_points(entries, "sports", "npo", (0.01,)) == []
+               entry("ga", "model", {("accuracy", "forget"): 0.7}, 1),
+               entry("ga", "recover", {("task_accuracy", "eta=0.01"): 0.75, ("distance", "eta=0.01"): 0.01,
+                                       ("radius_reached", "eta=0.01"): 1.0}),
+               entry("ga", "recover", {("task_accuracy", "eta=0.01"): 0.85, ("distance", "eta=0.01"): 0.004,
+                                       ("radius_reached", "eta=0.01"): 0.0}, 1)]  # fmt: skip
+    # means over seeds; eta 0 comes from the unlearned models when the curve lacks it; a radius
+    # counts as reached when every seed reached it
+    curve = recovery_curve(entries, "sports", "ga", (0.01,))
+    assert curve.etas == [0.0, 0.01] and curve.accuracy == pytest.approx([60.0, 80.0])
+    assert curve.reached == [True, False] and curve.unreached() == [0.01]
+    assert recovery_curve(entries, "sports", "npo", (0.01,)) is None
     assert up_arrows({"regtext": 60.0, "rt": 70.0, "ga": 61.0, "npo": 60.0, "ft": None}) == {"ga"}
 
 

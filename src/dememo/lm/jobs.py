@@ -1,7 +1,7 @@
 """Fine-tune-, unlearn- and recover-or-reuse for causal LMs: artifacts named by what made them.
 
-``lm/<hash>``: a fine-tuned LM; config = setup (pretrained model, trained layers, data),
-recipe, training data ('clean' or 'protected'), seed. ``unlearned-lm/<hash>``: one task
+``lm/<hash>``: a fine-tuned LM; config = setup (pretrained model, trained layers, data,
+scoring rule), recipe, training data ('clean' or 'protected'), seed. ``unlearned-lm/<hash>``: one task
 forgotten; config = the parent's hash and config, the method, its validated options,
 the task. ``lm-recovery/<hash>``: a recovery curve of one stored model. The tensors hold
 the trained weights only (``set_trainable``); the frozen rest comes from the pretrained

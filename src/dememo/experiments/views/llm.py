@@ -205,11 +205,6 @@ def recovery_curve(entries: list[Entry], task: str, method: str, etas: tuple[flo
     return Curve(etas_, accuracy, distance, reached=reached)
 
 
-def recovery_points(entries: list[Entry], task: str, method: str, etas: tuple[float, ...]) -> list[tuple]:
-    curve = recovery_curve(entries, task, method, etas)
-    return [] if curve is None else list(zip(curve.etas, curve.accuracy, strict=True))
-
-
 @VIEWS.register("figure12")
 def figure12_view(view: ViewInput) -> FigureView:
     settings: LLMSettings = view.settings
