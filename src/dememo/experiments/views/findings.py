@@ -12,7 +12,9 @@ t-interval of its mean across seeds (``dememo.experiments.stats.t_interval``):
   utility accuracy below ``MIN_VICTIM_ACCURACY``), the recovery radius not reached (a
   recovery's weight distance at its largest eta below ``RADIUS_REACHED`` x eta; for the LM, its
   recorded ``radius_reached``), the attack collapsed the model (other classes' accuracy below
-  ``COLLAPSE`` x theirs before it), or a fine-tuned LM did not learn its task (its accuracy within
+  ``COLLAPSE`` x theirs before it), the protection did not hold (findings about protected
+  classes need a Before model that is near chance on their clean counterparts: Duc at most
+  ``UNLEARNABLE_CEILING``), or a fine-tuned LM did not learn its task (its accuracy within
   chance's 95% interval or one answer to most prompts: ``views.llm.learning_problem``).
 
 The rules are pure functions of the entries (labels + metrics) so any spec's results can be
@@ -29,6 +31,9 @@ judged: a finding whose data is absent is left out of the view (and reported as 
   gain is smaller (the sign of the difference).
 - ``MIN_VICTIM_ACCURACY`` = 40%: below it the Before model (or clean victim) is too weak to
   have memorized anything worth forgetting.
+- ``UNLEARNABLE_CEILING`` = 30%: above it the Before model has learned the protected classes
+  from their noisy images (the paper's premise is Duc near chance: 9.8% for UE-s, Table 14),
+  so a protected class is not an unlearnable one and its findings say so.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ MIA_TOLERANCE = 0.05  # member rate
 DEPTH_MARGIN = 0.0  # points
 PROTECTION_DROP = 20.0  # points of clean test accuracy a protection must cost (section 6.1)
 MIN_VICTIM_ACCURACY = 40.0  # %
+UNLEARNABLE_CEILING = 30.0  # % Before accuracy on the protected classes' clean counterparts (Duc)
 RADIUS_REACHED = 0.99  # share of eta the recovery's weight distance must reach
 COLLAPSE = 0.5  # other classes' accuracy after the attack below this share of before: collapsed
 MIN_SEEDS = 2
@@ -192,6 +198,18 @@ def check_victims(index: dict, targets: Iterable[Target]) -> None:
         raise Missing(f"victim too weak (Before accuracy {mean:.1f}% < {MIN_VICTIM_ACCURACY:g}%)")
 
 
+def check_premise(index: dict, targets: Iterable[Target]) -> None:
+    """Missing('protection did not hold ...') when the Before models' mean accuracy on the
+    protected targets' clean counterparts (Duc) is above UNLEARNABLE_CEILING."""
+    values = [_split(index["accuracy"].get(t, {}).get("Before"), "accuracy", "Duc")
+              for t in targets if t.part == "Du"]  # fmt: skip
+    values = [v for v in values if v is not None]
+    if values and sum(values) / len(values) > UNLEARNABLE_CEILING:
+        mean = sum(values) / len(values)
+        raise Missing(f"protection did not hold (Before accuracy on the protected classes' clean "
+                      f"images {mean:.1f}% > {UNLEARNABLE_CEILING:g}%)")  # fmt: skip
+
+
 def gains(index: dict, select: Callable[[Target, str], bool]) -> dict[tuple[Target, str], float]:
     """Recovery gains of the selected (target, row) audits; Missing when a radius is not reached
     or an attack collapsed the model (``usable_gain``)."""
@@ -288,6 +306,7 @@ def finding_iv(entries: list[Entry]) -> list[float]:
     if not {t.part for t in targets} >= {"Du", "Dc"}:
         raise Missing("data missing (needs protected and clean class targets)")
     check_victims(index, targets)
+    check_premise(index, targets)
     by_part: dict[tuple[int, str], list[float]] = defaultdict(list)
     for target in targets:
         rows = index["accuracy"][target]
@@ -347,13 +366,18 @@ def finding_viii(entries: list[Entry]) -> list[float]:
 
 def shallow_unlearnability(entries: list[Entry]) -> list[float]:
     """Per seed: mean recovery gain of models trained on protected data (interplay Before models
-    on a protected class; recovery-protected victims of a protection)."""
+    on a protected class; recovery-protected victims of a protection). Where the target also has
+    an RT model's recovery, RT's gain is subtracted: an attack that teaches the class to a model
+    that never saw it (RT) shows the ball's reach, not a memory the protection hid."""
     index = interplay_index(entries)
     targets = [t for t in index["recover"] if t.part == "Du" and "Before" in index["recover"][t]]
     check_victims(index, targets)
+    check_premise(index, targets)
     units: dict[int, list[float]] = defaultdict(list)
     for (target, _), gain in gains(index, lambda t, row: t.part == "Du" and row == "Before").items():
-        units[target.seed].append(gain)
+        rt = index["recover"][target].get("RT")
+        rt_gain = usable_gain(rt, "RT") if rt is not None else None
+        units[target.seed].append(gain - (rt_gain or 0.0))
     for entry in entries:  # recovery-protected (Figure 9): no class target, a 'method' label
         if entry.labels.get("role") != "recover" or entry.output is None or "cls" in entry.labels:
             continue
@@ -386,6 +410,7 @@ def protected_deeper(entries: list[Entry]) -> list[float]:
     """Per seed: mean recovery gain of unlearned models on clean-class targets minus on protected ones."""
     index = interplay_index(entries)
     check_victims(index, index["recover"])
+    check_premise(index, index["recover"])
     found = gains(index, lambda t, row: t.level == "class" and method_of(row) in UNLEARNED)
     units: dict[tuple[int, str], list[float]] = defaultdict(list)
     for (target, _), gain in found.items():
@@ -508,7 +533,8 @@ FINDINGS = (
             "prob-MIA rate - RT's of runs whose forget-set accuracy is within RT's + 5 points",
             MIA_TOLERANCE, True, finding_viii),
     Finding("6.3.1", "Unlearnability is shallow: a small weight perturbation restores the protected class.",
-            "recovery gain of models trained on protected data (largest eta vs smallest), points",
+            "recovery gain of models trained on protected data (largest eta vs smallest) - RT's where "
+            "the target has an RT model, points",
             RECOVERY_GAIN, True, shallow_unlearnability),
     Finding("6.3.2 (FT)", "Only FT forgets deeply: IF/GA-unlearned models recover more than FT ones.",
             "recovery gain of IF/GA models - of FT models, points", DEPTH_MARGIN, True, ft_deepest),
