@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from dememo.errors import ConfigError
-from dememo.lm.batches import Item, batches, logits_at
+from dememo.lm.batches import Item, collate, logits_at
 from dememo.lm.model import answer_ids
 from dememo.registry import Registry
 from dememo.text.tasks import ANSWERS
@@ -86,7 +86,7 @@ def choose(
     predictions: list[str] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        batch = next(batches(chunk, batch_size, pad, device))
+        batch = collate(chunk, pad, device)
         where = torch.tensor([len(item.prompt) - 1 for item in chunk], device=device)
         keep = where.unique()
         logits = logits_at(model, batch, keep)[
