@@ -1,6 +1,7 @@
 """The size of every shipped spec's stage graph, and the wall time a recorded run took.
 
-For each spec and scale, and for all paper specs together (shared stages once): unique
+For each spec and scale (at 'paper', the llm spec's 'large'), and for all paper specs
+together (shared stages once): unique
 stages by kind (audits by job), and the training work
 they stand for in model-epochs over their data (train and RT: recipe epochs x training
 images; FT: epochs x retain images; GA: epochs x forget images; recovery: etas x
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from dememo.data.sources import DATASETS
 from dememo.experiments import load_spec, plan_spec, spec_names
-from dememo.experiments.spec import SCALES
+from dememo.experiments.spec import LARGE, SCALES, Spec
 
 TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "fashion-mnist": 60_000, "digits": 1_257}
 
@@ -66,9 +67,15 @@ def work(stage, stages: dict) -> float:
     return 0.0
 
 
+def scale_of(spec: Spec, scale: str) -> str:
+    """``scale``, or 'large' for 'paper' where the spec's full-size scale is not the paper's (llm)."""
+    return LARGE if scale == "paper" and LARGE in spec.scales else scale
+
+
 def grid(specs: list[str], scale: str) -> tuple[Counter, float]:
     """Unique stages of these specs together (shared stages once) and their training work."""
-    stages = {p.stage.key: p.stage for spec in specs for p in plan_spec(load_spec(spec), scale)}
+    loaded = [load_spec(spec) for spec in specs]
+    stages = {p.stage.key: p.stage for spec in loaded for p in plan_spec(spec, scale_of(spec, scale))}
     counts = Counter(stage_name(s) for s in stages.values())
     return counts, sum(work(s, stages) for s in stages.values())
 
@@ -99,7 +106,8 @@ def main() -> None:
         for scale in args.scales:
             counts, images = grid(paper_specs if spec == "all paper specs" else [spec], scale)
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
-            print(f"| {spec} | {scale} | {sum(counts.values())} | {kinds} | {images / 1e6:.2f} |")
+            shown = scale if spec == "all paper specs" else scale_of(load_spec(spec), scale)
+            print(f"| {spec} | {shown} | {sum(counts.values())} | {kinds} | {images / 1e6:.2f} |")
     for results in args.results:
         print(f"\nrecorded in {results}:\n")
         print("| spec | scale | stage seconds | by kind |")

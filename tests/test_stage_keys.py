@@ -93,9 +93,9 @@ PLAN_DIGESTS = {
     "lifecycle/smoke": "c289fde3163240d3",  # issue 17: recover etas [0, 0.1], 40 epochs
     "lifecycle/cpu": "e6f89997adab9200",  # issue 17: OPS, fast-noaug, 400/class, 3 seeds, radii inside the budget
     "lifecycle/paper": "baab671ed8164f25",  # issue 15: official MIA shadows
-    "llm/smoke": "a74942bc13010706",
-    "llm/cpu": "e5c38c147e2585f5",
-    "llm/paper": "8bef96b902dfb645",
+    "llm/smoke": "8aa7f75937f2dde1",  # issue 19: cached layers, scoring, NPO retain term, absolute etas
+    "llm/cpu": "9fc608bff4bd3797",  # issue 19: a scale that learns (64/128 examples, 100 words, 3 seeds)
+    "llm/large": "452e5a6dd046a417",  # issue 19: renamed from 'paper' (not the paper's setting), 3 seeds
     "table3/smoke": "6727e1704bbf15c4",
     "table3/cpu": "16350c7b912298f1",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "table3/paper": "bfa60f74638c8891",

@@ -26,7 +26,9 @@ Results = Annotated[Path, typer.Option("--results", help="Results directory (hol
 @app.command("reproduce")
 def reproduce_command(
     spec: Annotated[str | None, typer.Argument(help="Spec name (see --list) or a YAML file.")] = None,
-    scale: Annotated[str, typer.Option(help=f"One of {', '.join(SCALES)}.")] = "smoke",
+    scale: Annotated[
+        str, typer.Option(help=f"One of {', '.join(SCALES)} (llm: large instead of paper).")
+    ] = "smoke",
     backend: Annotated[str, typer.Option(help="local (this process) or ray.")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address [start a local one].")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray instance.")] = None,

@@ -2,7 +2,9 @@
 
 A spec names a study, the paper artefact it reproduces (with the source), the
 views its report shows, and one settings block per scale (smoke, cpu, paper)
-validated by the study's Settings model; a spec built from a command's flags has
+validated by the study's Settings model. A spec whose full-size setting is not the
+paper's names that scale 'large' instead of 'paper' (the llm spec: the paper's
+Mistral-7B on NI Polarity is not reproduced); a spec built from a command's flags has
 the one scale 'custom' instead. Errors name the file, the key path and
 its line, e.g. ``table3.yaml: scales.smoke.victims.0.modle (line 21): Extra inputs
 are not permitted``.
@@ -21,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from dememo.errors import ConfigError
 from dememo.experiments.studies.base import STUDIES
 
-Scale = Literal["smoke", "cpu", "paper", "custom"]
+Scale = Literal["smoke", "cpu", "paper", "large", "custom"]
 SCALES: tuple[str, ...] = ("smoke", "cpu", "paper")
+LARGE = "large"  # in place of 'paper' where the full-size setting is not the paper's
 CUSTOM = "custom"  # the one scale of a spec built from command-line flags (e.g. dememo interplay)
 
 
@@ -65,9 +68,15 @@ class Spec(BaseModel):
     @field_validator("scales")
     @classmethod
     def _every_scale(cls, value: dict[str, Any]) -> dict[str, Any]:
-        missing = [s for s in SCALES if s not in value]
-        if missing and list(value) != [CUSTOM]:
-            raise ValueError(f"missing scale(s) {missing}; every spec defines {', '.join(SCALES)}")
+        if list(value) == [CUSTOM]:
+            return value
+        if "paper" in value and LARGE in value:
+            raise ValueError(
+                "scales 'paper' and 'large' exclude each other ('large': not the paper's setting)"
+            )
+        missing = [s for s in SCALES if s not in value and not (s == "paper" and LARGE in value)]
+        if missing:
+            raise ValueError(f"missing scale(s) {missing}; every spec defines {', '.join(SCALES)} (or large)")
         return value
 
     def settings(self, scale: str) -> BaseModel:
@@ -121,7 +130,7 @@ def parse_spec(text: str, source: str) -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as error:
         raise ConfigError(describe_error(source, error, text=text)) from None
-    for scale in SCALES:
+    for scale in spec.scales:
         try:
             STUDIES.get(spec.study).Settings.model_validate(spec.scales[scale])
         except ValidationError as error:

@@ -10,10 +10,12 @@ t-interval of its mean across seeds (``dememo.experiments.stats.t_interval``):
 - *inconclusive* otherwise, with the reason: the interval straddles the threshold, fewer than
   ``MIN_SEEDS`` seeds (no interval), data missing, the victim too weak (the Before model's
   utility accuracy below ``MIN_VICTIM_ACCURACY``), the recovery radius not reached (a
-  recovery's weight distance at its largest eta below ``RADIUS_REACHED`` x eta), or the attack
-  collapsed the model (other classes' accuracy below ``COLLAPSE`` x theirs before it), or the
-  protection did not hold (findings about protected classes need a Before model that is near
-  chance on their clean counterparts: Duc at most ``UNLEARNABLE_CEILING``).
+  recovery's weight distance at its largest eta below ``RADIUS_REACHED`` x eta; for the LM, its
+  recorded ``radius_reached``), the attack collapsed the model (other classes' accuracy below
+  ``COLLAPSE`` x theirs before it), the protection did not hold (findings about protected
+  classes need a Before model that is near chance on their clean counterparts: Duc at most
+  ``UNLEARNABLE_CEILING``), or a fine-tuned LM did not learn its task (its accuracy within
+  chance's 95% interval or one answer to most prompts: ``views.llm.learning_problem``).
 
 The rules are pure functions of the entries (labels + metrics) so any spec's results can be
 judged: a finding whose data is absent is left out of the view (and reported as missing by
@@ -44,6 +46,7 @@ from pathlib import Path
 from dememo.experiments.stats import Estimate, t_interval
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.views.base import VIEWS, TableView, ViewInput
+from dememo.experiments.views.llm import not_learned
 
 RECOVERY_GAIN = 10.0  # points
 RT_TOLERANCE = 5.0  # points
@@ -424,10 +427,22 @@ def _lm_index(entries: list[Entry]) -> dict[tuple[int, str, str, str], dict]:
             for e in done}  # fmt: skip
 
 
+def check_lm_learned(entries: list[Entry]) -> None:
+    """Missing when a fine-tuned LM (Clean or RegText) did not learn its task: accuracy within
+    chance's 95% interval or one answer to most prompts (``views.llm.learning_problem``)."""
+    failures = not_learned(entries)
+    if failures:
+        (seed, task, column), reason = sorted(failures.items())[0]
+        raise Missing(f"fine-tuned LM did not learn ({column} on {task}, seed {seed}: {reason}; "
+                      f"{len(failures)} model-task pair(s) in all)")  # fmt: skip
+
+
 def lm_counterproductive(entries: list[Entry]) -> list[float]:
     """Per seed: the largest (over tasks and GA/NPO/FT) accuracy (points) on the forgotten task
     after unlearning minus the RegText model's before it."""
     index = _lm_index(entries)
+    if index:
+        check_lm_learned(entries)
     units: dict[int, list[float]] = defaultdict(list)
     for (seed, task, column, role), metrics in index.items():
         before = index.get((seed, task, "regtext", "model"), {}).get(("accuracy", task))
@@ -441,15 +456,25 @@ def lm_counterproductive(entries: list[Entry]) -> list[float]:
 
 
 def lm_shallow(entries: list[Entry]) -> list[float]:
-    """Per seed: mean recovery gain (points) of the LM unlearned by GA/NPO/FT on the forgotten task."""
+    """Per seed: mean recovery gain (points) of the LM unlearned by GA/NPO/FT on the forgotten task;
+    Missing when a fine-tuned LM did not learn or an attack did not reach its largest radius."""
+    index = _lm_index(entries)
+    if index:
+        check_lm_learned(entries)
     units: dict[int, list[float]] = defaultdict(list)
-    for (seed, _, column, role), metrics in _lm_index(entries).items():
+    for (seed, task, column, role), metrics in index.items():
         if role != "recover" or column not in ("ga", "npo", "ft"):
             continue
         renamed = {("recovered_accuracy", s): v for (n, s), v in metrics.items() if n == "task_accuracy"}
-        gain = recovery_gain(renamed)  # relative etas: the distance is not comparable, no radius check
-        if gain is not None:
-            units[seed].append(gain[0])
+        gain = recovery_gain(renamed)
+        if gain is None:
+            continue
+        split = f"eta={gain[1]:g}"
+        if metrics.get(("radius_reached", split)) == 0:  # recorded per eta (relative etas: radius in l2)
+            distance, radius = metrics.get(("distance", split), 0.0), metrics.get(("radius", split), 0.0)
+            raise Missing(f"radius not reached ({column} on {task}, seed {seed}: distance {distance:.3g} < "
+                          f"radius {radius:.3g} at {split})")  # fmt: skip
+        units[seed].append(gain[0])
     values = per_seed(units)
     if not values:
         raise Missing("data missing (no LM recovery)")
