@@ -85,13 +85,13 @@ PLAN_DIGESTS = {
     "figure9/cpu": "811f27a21ef5fa07",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "figure9/paper": "dd42f7706f79006c",
     "interplay-class/smoke": "61e8a49abaa664d7",
-    "interplay-class/cpu": "8a3c00d099a89b1f",  # issue 17: Fashion-MNIST, fast-noaug, OPS (a victim that learns)
+    "interplay-class/cpu": "8a3c00d099a89b1f",  # issue 17: Fashion-MNIST, OPS (a victim that learns)
     "interplay-class/paper": "14da5b511534349f",  # issue 15: official MIA shadows
     "interplay-subset/smoke": "677b75d9b4c0ffa6",
     "interplay-subset/cpu": "b02a1ddeb0578062",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "interplay-subset/paper": "cda18ac48c9c041c",  # issue 15: official MIA shadows
     "lifecycle/smoke": "c289fde3163240d3",  # issue 17: recover etas [0, 0.1], 40 epochs
-    "lifecycle/cpu": "e6f89997adab9200",  # issue 17: OPS, fast-noaug, 400/class, 3 seeds, radii inside the budget
+    "lifecycle/cpu": "e6f89997adab9200",  # issue 17: OPS, 3 seeds, radii inside the budget
     "lifecycle/paper": "baab671ed8164f25",  # issue 15: official MIA shadows
     "llm/smoke": "8aa7f75937f2dde1",  # issue 19: cached layers, scoring, NPO retain term, absolute etas
     "llm/cpu": "9fc608bff4bd3797",  # issue 19: a scale that learns (64/128 examples, 100 words, 3 seeds)
