@@ -64,10 +64,10 @@ def recovery(seed, row, first, last, distance, cls=0, part="Du"):
                           ("distance", "eta=0"): 0.0, ("distance", "eta=0.4"): distance})  # fmt: skip
 
 
-def before(seed, accuracy=80.0):
+def before(seed, accuracy=80.0, duc=10.0):
     labels = {"protection": "ue-s", "level": "class", "cls": 0, "part": "Du", "row": "Before",
               "role": "accuracy", "seed": seed}  # fmt: skip
-    return entry(labels, {("accuracy", "Dtr"): accuracy})
+    return entry(labels, {("accuracy", "Dtr"): accuracy, ("accuracy", "Duc"): duc})
 
 
 def verdict_of(name, entries):
@@ -82,6 +82,16 @@ def test_shallow_unlearnability_reproduced_contradicted_inconclusive():
         assert verdict_of("6.3.1", entries).verdict == verdict
 
 
+def test_shallow_unlearnability_subtracts_what_the_ball_teaches_rt():
+    """Before gains 40 points, but RT (never saw the class) gains 38 under the same attack: the
+    ball's reach, not a hidden memory, so the finding is contradicted, not reproduced."""
+    entries = [before(s) for s in range(3)]
+    entries += [recovery(s, "Before", 0.1, 0.5 + d, 0.4) for s, d in enumerate((0.0, 0.01, 0.02))]
+    entries += [recovery(s, "RT", 0.0, 0.38, 0.4) for s in range(3)]
+    result = verdict_of("6.3.1", entries)
+    assert result.verdict == CONTRADICTED and result.estimate.value == pytest.approx(3.0)
+
+
 def test_radius_not_reached_is_inconclusive():
     entries = [before(s) for s in range(3)] + [recovery(s, "Before", 0.1, 0.5, 0.2) for s in range(3)]
     result = verdict_of("6.3.1", entries)
@@ -92,6 +102,16 @@ def test_a_weak_victim_is_inconclusive():
     entries = [before(s, 15.0) for s in range(3)] + [recovery(s, "Before", 0.1, 0.5, 0.4) for s in range(3)]
     result = verdict_of("6.3.1", entries)
     assert result.verdict == INCONCLUSIVE and result.reason.startswith("victim too weak")
+
+
+def test_a_protection_that_did_not_hold_is_inconclusive():
+    """The Before model learned the protected class from its noisy images (Duc 81%, as the
+    Fashion-MNIST demo with augmentation did): the class was never unlearnable."""
+    entries = [before(s, duc=81.0) for s in range(3)] + [
+        recovery(s, "Before", 0.1, 0.5, 0.4) for s in range(3)
+    ]
+    result = verdict_of("6.3.1", entries)
+    assert result.verdict == INCONCLUSIVE and result.reason.startswith("protection did not hold")
 
 
 def test_missing_data_is_left_out_of_the_view():

@@ -4,6 +4,7 @@ import csv
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from dememo.errors import ArtifactError, ConfigError
 from dememo.lm.data import LMData, study_examples
@@ -34,6 +35,8 @@ def setup(tmp_path_factory):
         for label, words in WORDS.items():
             for i in range(10):
                 writer.writerow([f"{words} item {i} of the {label} news today with more words", label])
+        repeated = "match  goal team league coach item 0 of the sport news today with more words"
+        writer.writerow([repeated, "sport"])
     data = LMData(corpus=str(path), tasks=("sport", "money"), train_per_task=4, test_per_task=2,
                   max_words=None)  # fmt: skip
     return LMSetup(model="tiny:16x2", train_layers=1, data=data)
@@ -49,6 +52,10 @@ def test_examples_are_deterministic_and_protected(setup):
     for task in setup.data.tasks:  # int(0.05 * 16 words) -> one word inserted
         pairs = zip(examples.clean[task], examples.protected[task], strict=True)
         assert all(len(p.text.split()) == len(c.text.split()) + 1 for c, p in pairs)
+        assert examples.inserted[task] == [1] * 4
+    summary = examples.summary()
+    assert summary["duplicates_removed"] == 1  # the repeated sport article (extra space), before the split
+    assert summary["inserted_words"] == {"mean": 1.0, "min": 1, "max": 1}
     assert study_examples(setup.data.model_copy()) is examples  # cached per process
 
 
@@ -57,6 +64,8 @@ def test_unlearned_lm_round_trips_and_is_reused(setup, tmp_path):
     recipe = LMRecipe(epochs=2, lr=1e-2, batch_size=4)
     parent = finetune_or_load(setup, recipe, "protected", store, CPU)
     assert not parent.reused and set(parent.artifact.metrics["test_accuracy"]) == {"sport", "money"}
+    assert parent.artifact.metrics["test_size"] == {"sport": 2, "money": 2}
+    assert set(parent.artifact.metrics["test_yes_share"]) == {"sport", "money"}
     stored = set(parent.artifact.tensors)
     assert stored and all(k.startswith("model.layers.1.") or k == "model.norm.weight" for k in stored)
     first = unlearn_lm_or_load(parent.artifact, "ga", "sport", store, CPU, epochs=1, lr=1e-2)
@@ -65,6 +74,9 @@ def test_unlearned_lm_round_trips_and_is_reused(setup, tmp_path):
     config = first.artifact.manifest["config"]
     assert config["parent"] == parent.artifact.manifest["config_hash"] and config["task"] == "sport"
     assert config["options"]["lr"] == 1e-2 and config["options"]["epochs"] == 1  # validated options
+    assert {"forget_accuracy", "forget_yes_share", "retain_accuracy", "retain_yes_share"} <= set(
+        first.artifact.metrics
+    )
     loaded = load_stored_lm(ArtifactStore.load_path(first.artifact.path, UNLEARNED_LM_KIND))
     for name, value in state(first.lm).items():
         assert torch.equal(value, state(loaded.lm)[name]), name
@@ -72,7 +84,10 @@ def test_unlearned_lm_round_trips_and_is_reused(setup, tmp_path):
     other = unlearn_lm_or_load(parent.artifact, "npo", "sport", store, CPU, epochs=1, lr=1e-2)
     assert other.artifact.path != first.artifact.path
     curve = recover_or_load(first.artifact, RecoveryConfig(etas=(0.0, 0.05), attack_examples=2), store, CPU)
-    assert curve.metrics["distances"][0] == 0 and curve.metrics["distances"][1] > 0
+    points = curve.metrics["points"]
+    assert points[0]["distance"] == 0 and points[1]["distance"] > 0 and points[1]["radius"] > 0
+    assert {"accuracy", "yes_share", "projected_steps", "reached"} <= set(points[1])
+    assert curve.tensors["distance"].tolist() == [p["distance"] for p in points]
     assert recover_or_load(first.artifact, RecoveryConfig(etas=(0.0, 0.05), attack_examples=2), store,
                            CPU).path == curve.path  # fmt: skip
     with pytest.raises(ConfigError, match="unknown task 'music'"):
@@ -85,7 +100,9 @@ def test_unlearned_lm_round_trips_and_is_reused(setup, tmp_path):
         recover_or_load(parent.artifact, RecoveryConfig(etas=(0.0,)), store, CPU)
 
 
-def test_lora_with_train_layers_is_refused(setup, tmp_path):
+def test_lora_with_train_layers_and_unknown_scoring_are_refused(setup, tmp_path):
+    with pytest.raises(ValidationError, match="unknown scoring rule 'exact'; valid: choice, generate"):
+        LMSetup.model_validate(setup.model_dump() | {"scoring": "exact"})
     with pytest.raises(ConfigError, match="not both"):
         finetune_or_load(setup, LMRecipe(lora_rank=2), "clean", ArtifactStore(tmp_path), CPU)
 

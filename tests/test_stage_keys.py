@@ -85,22 +85,22 @@ PLAN_DIGESTS = {
     "figure9/cpu": "811f27a21ef5fa07",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "figure9/paper": "dd42f7706f79006c",
     "interplay-class/smoke": "61e8a49abaa664d7",
-    "interplay-class/cpu": "8520af268fb10470",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
+    "interplay-class/cpu": "8a3c00d099a89b1f",  # issue 17: Fashion-MNIST, OPS (a victim that learns)
     "interplay-class/paper": "14da5b511534349f",  # issue 15: official MIA shadows
     "interplay-subset/smoke": "677b75d9b4c0ffa6",
     "interplay-subset/cpu": "b02a1ddeb0578062",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "interplay-subset/paper": "cda18ac48c9c041c",  # issue 15: official MIA shadows
     "lifecycle/smoke": "c289fde3163240d3",  # issue 17: recover etas [0, 0.1], 40 epochs
-    "lifecycle/cpu": "949f41c6039b8e49",  # issue 17: recover 30 epochs (3 did not reach eta 0.4)
+    "lifecycle/cpu": "e6f89997adab9200",  # issue 17: OPS, 3 seeds, radii inside the budget
     "lifecycle/large": "baab671ed8164f25",  # issue 15: official MIA shadows; issue 20: renamed from paper
-    "llm/smoke": "a74942bc13010706",
-    "llm/cpu": "e5c38c147e2585f5",
-    "llm/paper": "8bef96b902dfb645",
+    "llm/smoke": "8aa7f75937f2dde1",  # issue 19: cached layers, scoring, NPO retain term, absolute etas
+    "llm/cpu": "9fc608bff4bd3797",  # issue 19: a scale that learns (64/128 examples, 100 words, 3 seeds)
+    "llm/large": "452e5a6dd046a417",  # issue 19: renamed from 'paper' (not the paper's setting), 3 seeds
     "table3/smoke": "6727e1704bbf15c4",
     "table3/cpu": "16350c7b912298f1",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "table3/paper": "bfa60f74638c8891",
     "table5/smoke": "fd4cc7fb7162b93f",
-    "table5/cpu": "d35db1daf99e2385",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
+    "table5/cpu": "569419db03ee9852",  # issue 17: interplay-class cpu on Fashion-MNIST with OPS
     "table5/paper": "d5dc94422f8a95fe",  # issue 15: official MIA shadows
     "certified/gpu": "b03fd411e402378d",  # issue 20: the gpu scale
     "figure10/gpu": "427d66687af72a78",  # issue 20: the gpu scale
@@ -127,10 +127,10 @@ SINGLE_SEED_DIGESTS = {
     "figure9/cpu": "c61af9fda8d5c767",
     "figure10/cpu": "1fbed62acaf82645",
     "figure2/cpu": "5590c5450315bcea",
-    "interplay-class/cpu": "36acdb64c2785653",
+    "interplay-class/cpu": "89031b9d3d6bae4f",  # issue 17: Fashion-MNIST, OPS
     "interplay-subset/cpu": "f56df5551a5ef010",
     "table3/cpu": "bd48d5fc1a8b20f7",
-    "table5/cpu": "bf66763428386446",
+    "table5/cpu": "fe306177bc01ca6a",  # issue 17: interplay-class cpu changed
 }
 
 

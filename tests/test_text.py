@@ -142,3 +142,9 @@ def test_text_protector_registry_errors():
         protect_text("regtext", ["a b"], [0], mode="swap")
     with pytest.raises(DataError, match="2 texts but 1 labels"):
         protect_text("regtext", ["a", "b"], [0])
+
+
+def test_repeated_texts_are_removed_before_the_split():
+    data = TextSet("t", ("a b", "c", "a  b\n", "d", "c"), (0, 1, 0, 1, 0), ("x", "y"))
+    unique, removed = data.deduplicated()
+    assert removed == 2 and unique.texts == ("a b", "c", "d") and unique.labels == (0, 1, 1)

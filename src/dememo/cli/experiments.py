@@ -203,8 +203,8 @@ def demo_command(
     device: Device = "auto",
 ) -> None:
     """The main job: the lifecycle on the embedded default dataset (Fashion-MNIST) -- protect
-    (UE-s, OPS), train, unlearn class 0 (RT, IF, FT, GA), audit (MIA, recovery, certified
-    bounds) -- ending with the HTML report."""
+    (OPS), train, unlearn class 0 (RT, IF, FT, GA), audit (MIA, recovery, certified bounds),
+    three seeds -- ending with the findings verdicts and the HTML report."""
     spec = load_spec("lifecycle")
     spec.settings(scale)
     check_writable(results, what="--results")

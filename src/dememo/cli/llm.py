@@ -14,7 +14,9 @@ from dememo.paths import artifact_root
 
 @app.command("llm-study")
 def llm_study_command(
-    scale: Annotated[str, typer.Option(help="smoke (tiny LM, CI), cpu (SmolLM2-135M), paper.")] = "smoke",
+    scale: Annotated[
+        str, typer.Option(help="smoke (tiny LM, CI), cpu (SmolLM2-135M), large (GPU).")
+    ] = "smoke",
     model: Annotated[str | None, typer.Option(help="smollm2-135m, tiny:HxL or a HF model folder.")] = None,
     data: Annotated[Path | None, typer.Option(help="Labeled CSV/JSONL (text, label) [BBC News].")] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated categories to forget.")] = None,

@@ -371,10 +371,11 @@ class ResultsDB:
 # audit, which store percent (unlearn.scenario_data.evaluate): the export writes percent.
 PERCENT_STORED = {("unlearn", "accuracy"), ("audit", "accuracy")}
 FRACTION_TO_PERCENT = ("accuracy", "recovered_accuracy", "control_accuracy", "svc_rate", "svc_unseen_rate",
-                       "certified_lower", "certified_upper", "clean_value",
-                       "transfer_probability")  # fmt: skip
-UNITS = {"auc": "auc (0-1)", "distance": "l2", "radius_reached": "bool (0/1)", "unlearn_seconds": "s",
-         "seconds": "s"}  # fmt: skip
+                       "certified_lower", "certified_upper", "clean_value", "transfer_probability",
+                       "task_accuracy", "yes_share")  # fmt: skip
+UNITS = {"auc": "auc (0-1)", "distance": "l2", "radius": "l2", "radius_reached": "bool (0/1)",
+         "unlearn_seconds": "s", "seconds": "s", "train_seconds": "s", "test_size": "examples",
+         "inserted_words": "words per text"}  # fmt: skip
 # CSV column -> plan label (studies label their stages: protection, cls, part, row, role, ...)
 LABELS = {"protection": "protection", "class": "cls", "forget_set": "part", "method": "method", "row": "row",
           "role": "role", "seed": "seed"}  # fmt: skip

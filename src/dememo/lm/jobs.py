@@ -1,7 +1,7 @@
 """Fine-tune-, unlearn- and recover-or-reuse for causal LMs: artifacts named by what made them.
 
-``lm/<hash>``: a fine-tuned LM; config = setup (pretrained model, trained layers, data),
-recipe, training data ('clean' or 'protected'), seed. ``unlearned-lm/<hash>``: one task
+``lm/<hash>``: a fine-tuned LM; config = setup (pretrained model, trained layers, data,
+scoring rule), recipe, training data ('clean' or 'protected'), seed. ``unlearned-lm/<hash>``: one task
 forgotten; config = the parent's hash and config, the method, its validated options,
 the task. ``lm-recovery/<hash>``: a recovery curve of one stored model. The tensors hold
 the trained weights only (``set_trainable``); the frozen rest comes from the pretrained
@@ -17,12 +17,14 @@ from functools import cache
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dememo.errors import ArtifactError, ConfigError
-from dememo.lm.batches import accuracy, encode
+from dememo.lm.batches import Item, encode
 from dememo.lm.data import LMData, study_examples
 from dememo.lm.model import LanguageModel, load_lm, set_trainable, trainable_state
+from dememo.lm.prefix import cache_inputs, cached_layer
+from dememo.lm.scoring import SCORING, Score, score
 from dememo.lm.train import LM_KIND, LMRecipe, finetune
 from dememo.lm.unlearn import LMContext, lm_unlearn, lm_unlearn_config
 from dememo.store import Artifact, ArtifactStore, canonical_json
@@ -33,13 +35,22 @@ TrainingData = Literal["clean", "protected"]
 
 
 class LMSetup(BaseModel):
-    """What every LM stage shares: the pretrained model, which layers train, the examples."""
+    """What every LM stage shares: the pretrained model, which layers train, the examples, and
+    how answers are scored (``dememo.lm.scoring``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
     train_layers: int | None = Field(None, ge=1, description="train only the last N decoder layers")
     data: LMData
+    scoring: str = "choice"
+
+    @field_validator("scoring")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        if value not in SCORING:
+            raise ValueError(f"unknown scoring rule {value!r}; valid: {', '.join(SCORING.names())}")
+        return value
 
 
 @dataclass
@@ -69,16 +80,40 @@ def _pretrained(source: str, data_json: str) -> LanguageModel:
     return load_lm(source, texts=texts, seed=0)
 
 
-def encoded(setup: LMSetup, lm: LanguageModel, part: str) -> dict[str, list]:
-    """Token ids per task of one part of the examples: 'clean', 'protected' or 'test'."""
+def encoded(setup: LMSetup, part: str, device: torch.device) -> dict[str, list[Item]]:
+    """Token ids per task of one part of the examples ('clean', 'protected' or 'test'); when only
+    the last layers train, with the input of the first trained layer (``dememo.lm.prefix``).
+    Computed once per process: every stage of a setup shares them."""
+    return _encoded(canonical_json(setup.model_dump(mode="json")), part, str(device))
+
+
+@cache
+def _encoded(setup_json: str, part: str, device: str) -> dict[str, list[Item]]:
+    setup = LMSetup.model_validate_json(setup_json)
+    pretrained = _pretrained(setup.model, canonical_json(setup.data.model_dump(mode="json")))
     examples = getattr(study_examples(setup.data), part)
-    return {task: encode(examples[task], lm.tokenizer) for task in setup.data.tasks}
+    eos = setup.scoring == "generate"  # trained to stop after the answer, as the official code
+    items = {task: encode(examples[task], pretrained.tokenizer, eos) for task in setup.data.tasks}
+    layer = cached_layer(pretrained.model, setup.train_layers)
+    if layer is None:
+        return items
+    flat = [item for task in setup.data.tasks for item in items[task]]
+    cached = iter(cache_inputs(pretrained.model, flat, layer, pretrained.tokenizer.pad_token_id,
+                               torch.device(device)))  # fmt: skip
+    return {task: [next(cached) for _ in items[task]] for task in setup.data.tasks}
 
 
-def task_accuracies(setup: LMSetup, lm: LanguageModel, device: torch.device) -> dict[str, float]:
-    """Exact-match accuracy on each task's clean held-out examples."""
-    test = encoded(setup, lm, "test")
-    return {t: accuracy(lm.model, items, lm.tokenizer.pad_token_id, device) for t, items in test.items()}
+def evaluate(setup: LMSetup, lm: LanguageModel, items: list[Item], device: torch.device) -> Score:
+    return score(setup.scoring, lm.model, items, lm.tokenizer, device)
+
+
+def score_metrics(prefix: str, result: Score) -> dict[str, float | int]:
+    """'<prefix>_accuracy', '<prefix>_yes_share' and '<prefix>_size' of one score."""
+    return {
+        f"{prefix}_accuracy": result.accuracy,
+        f"{prefix}_yes_share": result.yes_share,
+        f"{prefix}_size": result.n,
+    }
 
 
 def with_weights(setup: LMSetup, artifact: Artifact) -> LanguageModel:
@@ -117,12 +152,22 @@ def finetune_or_load(
     if stored is not None:
         return StoredLM(with_weights(setup, stored), setup, stored, reused=True)
     lm = fresh_model(setup)
-    items = [i for task_items in encoded(setup, lm, training_data).values() for i in task_items]
+    items = [i for task_items in encoded(setup, training_data, device).values() for i in task_items]
     started = time.perf_counter()
     model = finetune(lm.model, items, recipe, pad_id=lm.tokenizer.pad_token_id, device=device, seed=seed)
     lm = LanguageModel(set_trainable(model, setup.train_layers), lm.tokenizer, lm.source)
-    metrics = {"train_seconds": time.perf_counter() - started, "train_size": len(items),
-               "test_accuracy": task_accuracies(setup, lm, device)}  # fmt: skip
+    seconds = time.perf_counter() - started
+    scores = {
+        task: evaluate(setup, lm, test, device) for task, test in encoded(setup, "test", device).items()
+    }
+    metrics = {
+        "train_seconds": seconds,
+        "train_size": len(items),
+        "test_accuracy": {task: s.accuracy for task, s in scores.items()},
+        "test_yes_share": {task: s.yes_share for task, s in scores.items()},
+        "test_size": {task: s.n for task, s in scores.items()},
+        "data": study_examples(setup.data).summary(),
+    }
     artifact = store.save(LM_KIND, job, trainable_state(lm.model), metrics, seed=seed)
     return StoredLM(lm, setup, artifact, reused=False)
 
@@ -169,7 +214,7 @@ def unlearn_lm_or_load(
     if stored is not None:
         return StoredLM(with_weights(setup, stored), setup, stored, reused=True)
     lm = with_weights(setup, parent)
-    train = encoded(setup, lm, parent.manifest["config"]["training_data"])
+    train = encoded(setup, parent.manifest["config"]["training_data"], device)
     retain = [i for other, items in train.items() if other != task for i in items]
     recipe = LMRecipe.model_validate(parent.manifest["config"]["recipe"])
     pad = lm.tokenizer.pad_token_id
@@ -178,26 +223,27 @@ def unlearn_lm_or_load(
     model = lm_unlearn(method, lm.model, train[task], retain, context, **job["options"])
     lm = LanguageModel(set_trainable(model, setup.train_layers), lm.tokenizer, lm.source)
     seconds = time.perf_counter() - started
-    test = encoded(setup, lm, "test")
+    test = encoded(setup, "test", device)
     retained = [i for other, items in test.items() if other != task for i in items]
-    metrics = {
-        "seconds": seconds,
-        "forget_accuracy": accuracy(lm.model, test[task], pad, device),
-        "retain_accuracy": accuracy(lm.model, retained, pad, device) if retained else None,
-    }
+    metrics = {"seconds": seconds, **score_metrics("forget", evaluate(setup, lm, test[task], device))}
+    if retained:
+        metrics.update(score_metrics("retain", evaluate(setup, lm, retained, device)))
     seed = job["options"]["seed"]
     artifact = store.save(UNLEARNED_LM_KIND, job, trainable_state(lm.model), metrics, seed=seed)
     return StoredLM(lm, setup, artifact, reused=False)
 
 
 class RecoveryConfig(BaseModel):
-    """The recovery attack on one LM: AdamW on ``attack_examples`` clean training examples of
-    its task, projected onto the l2 ball of radius eta (relative to ||theta|| when ``relative``)."""
+    """The recovery attack on one LM: ``recipe`` on ``attack_examples`` clean training examples of
+    its task, projected onto the l2 ball (or sphere) of radius eta around the unlearned weights
+    (eta relative to ||theta|| when ``relative``). PUE's official attack: SGD in the recipe and
+    ``projection: sphere``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     etas: tuple[float, ...] = Field(min_length=1)
     relative: bool = True
+    projection: Literal["ball", "sphere"] = "ball"
     attack_examples: int = Field(8, ge=1)
     recipe: LMRecipe = LMRecipe(epochs=2, lr=1e-4, batch_size=8)
     seed: int = 0
@@ -207,7 +253,8 @@ def recover_or_load(
     target: Artifact, config: RecoveryConfig, store: ArtifactStore, device: torch.device
 ) -> Artifact:
     """Reuse or compute the recovery curve of an unlearned LM on the task it forgot; the
-    artifact holds etas, accuracies and reached distances as tensors and in its metrics."""
+    artifact holds one ``RecoveryPoint`` per eta (accuracy, "yes" share, radius, distance
+    reached, projected steps, radius reached) as tensors and in its metrics ('points')."""
     from dememo.lm.recovery import lm_recovery_curve  # imports dememo.audit (sklearn): only when used
 
     if target.manifest.get("kind") != UNLEARNED_LM_KIND:
@@ -219,13 +266,16 @@ def recover_or_load(
         return stored
     unlearned = load_stored_lm(target)
     lm, setup, task = unlearned.lm, unlearned.setup, job["task"]
-    attack = encoded(setup, lm, "clean")[task][: config.attack_examples]
-    curve = lm_recovery_curve(
-        job["method"].upper(), lm.model, attack, encoded(setup, lm, "test")[task], list(config.etas),
-        recipe=config.recipe, pad_id=unlearned.pad_id, device=device, relative=config.relative,
-        seed=config.seed,
+    attack = encoded(setup, "clean", device)[task][: config.attack_examples]
+    test = encoded(setup, "test", device)[task]
+    points = lm_recovery_curve(
+        lm.model, attack, list(config.etas),
+        lambda model: score(setup.scoring, model, test, lm.tokenizer, device),
+        recipe=config.recipe, projection=config.projection, pad_id=unlearned.pad_id, device=device,
+        relative=config.relative, seed=config.seed,
     )  # fmt: skip
-    tensors = {name: torch.tensor(getattr(curve, name), dtype=torch.float64)
-               for name in ("etas", "accuracies", "distances")}  # fmt: skip
-    metrics = {"etas": curve.etas, "accuracies": curve.accuracies, "distances": curve.distances}
-    return store.save(RECOVERY_KIND, job, tensors, metrics, seed=config.seed)
+    rows = [point.to_dict() for point in points]
+    tensors = {
+        name: torch.tensor([float(row[name]) for row in rows], dtype=torch.float64) for name in rows[0]
+    }
+    return store.save(RECOVERY_KIND, job, tensors, {"points": rows}, seed=config.seed)

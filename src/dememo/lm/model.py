@@ -4,6 +4,8 @@ folder, or a tiny randomly initialised Llama with a word-level tokenizer (tests,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -152,25 +154,57 @@ def prepare_tokenizer(tokenizer, source: str) -> None:
         )
 
 
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The decoder layers of a Hugging Face causal LM (``model.model.layers``)."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise ConfigError(f"{type(model).__name__}: no decoder layers (model.model.layers)")
+    return layers
+
+
 def set_trainable(model: nn.Module, train_layers: int | None) -> nn.Module:
     """Train every weight (``None``) or only the last ``train_layers`` decoder layers and
     the final norm (the rest frozen: cheaper steps, smaller artifacts). In place."""
     if train_layers is None:
         model.requires_grad_(True)
         return model
-    decoder = getattr(model, "model", None)
-    layers = getattr(decoder, "layers", None)
-    if layers is None:
-        raise ConfigError(f"{type(model).__name__}: no decoder layers (model.model.layers) to train")
+    layers = decoder_layers(model)
     if train_layers > len(layers):
         raise ConfigError(f"train_layers {train_layers}: the model has {len(layers)} decoder layers")
     model.requires_grad_(False)
     for layer in layers[len(layers) - train_layers :]:
         layer.requires_grad_(True)
-    norm = getattr(decoder, "norm", None)
+    norm = getattr(model.model, "norm", None)
     if norm is not None:
         norm.requires_grad_(True)
     return model
+
+
+@contextmanager
+def decoder_stack(
+    model: nn.Module, start: int = 0, stop: int | None = None, *, norm: bool = True
+) -> Iterator[nn.Module]:
+    """Within the block, ``model`` runs decoder layers ``start:stop`` only (and its final norm only
+    with ``norm``): the model's own forward on a slice of its stack, fed ``inputs_embeds`` = the
+    input of layer ``start``. Llama-style decoders (Llama, Mistral, Qwen2) pass ``inputs_embeds``
+    to the first layer unchanged; ``dememo.lm.prefix`` checks the equality on every model it caches."""
+    decoder = model.model
+    layers, final = decoder_layers(model), decoder.norm
+    decoder.layers = nn.ModuleList(list(layers)[start:stop])
+    if not norm:
+        decoder.norm = nn.Identity()
+    try:
+        yield model
+    finally:
+        decoder.layers, decoder.norm = layers, final
+
+
+def check_frozen_below(model: nn.Module, layer: int) -> None:
+    """A ConfigError unless the embeddings and decoder layers below ``layer`` are frozen (cached
+    inputs of ``layer`` are only valid for weights that never change)."""
+    below = [model.model.embed_tokens, *decoder_layers(model)[:layer]]
+    if any(p.requires_grad for module in below for p in module.parameters()):
+        raise ConfigError(f"cached inputs of decoder layer {layer} need every weight below it frozen")
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,13 +18,15 @@ LM_KIND = "lm"
 
 
 class LMRecipe(BaseModel):
-    """AdamW on the answer tokens' loss; ``lora_rank`` set: LoRA on the attention
-    projections, merged into the weights afterwards."""
+    """AdamW (or SGD with ``momentum``) on the answer tokens' loss; ``lora_rank`` set: LoRA on
+    the attention projections, merged into the weights afterwards."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     epochs: int = Field(3, ge=1)
     lr: float = Field(2e-4, gt=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
     batch_size: int = Field(8, ge=1)
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(1.0, gt=0)
@@ -44,28 +47,33 @@ def run_epochs(
     seed: int = 0,
     weight_decay: float = 0.0,
     grad_clip: float | None = 1.0,
+    optimizer: str = "adamw",
+    momentum: float = 0.9,
     what: str = "fine-tuning",
     after_step: Callable[[], None] | None = None,
 ) -> int:
-    """AdamW over shuffled batches of ``items`` for ``epochs``; returns the steps taken."""
+    """AdamW (or SGD) over shuffled batches of ``items`` for ``epochs``; returns the steps taken."""
     if not items:
         raise ConfigError(f"{what}: no examples")
     seed_everything(seed)
     rng = random.Random(seed)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     steps = 0
     for _ in range(epochs):
         for batch in batches(items, batch_size, pad_id, device, shuffle=True, rng=rng):
             loss = loss_fn(model, batch)
             if not torch.isfinite(loss):
                 raise TrainingError(f"{what}: loss became {float(loss)} at step {steps + 1}")
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, grad_clip)
-            optimizer.step()
+            opt.step()
             if after_step is not None:
                 after_step()
             steps += 1
@@ -90,6 +98,8 @@ def finetune(
         seed=seed,
         weight_decay=recipe.weight_decay,
         grad_clip=recipe.grad_clip,
+        optimizer=recipe.optimizer,
+        momentum=recipe.momentum,
         what="LoRA fine-tuning" if lora else "fine-tuning",
     )
     return trained.merge_and_unload() if lora else trained

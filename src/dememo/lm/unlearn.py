@@ -6,8 +6,12 @@ base model and the fine-tuning recipe, so LM methods have their own small regist
 
 NPO (Zhang et al. 2024): L = (2 / beta) * E_forget[ log(1 + (pi_theta(y|x) / pi_ref(y|x))^beta) ]
 = (2 / beta) * E[softplus(beta * (log pi_theta - log pi_ref))], pi_ref the model before
-unlearning, beta = 0.1 (NPO's usual default; the SoK paper gives none). Its retain term
-(NPO+RT in Zhang et al.) is off by default (``retain_weight`` = 0).
+unlearning, beta = 0.1, plus ``retain_weight`` (1) times the answer loss on a batch of the
+retained tasks: the default of the official code (licong-lin/negative-preference-optimization,
+config/forget.yaml: forget_loss npo_grad_diff, npo_coeff 1, grad_diff_coeff 1, beta 0.1); the
+SoK paper gives none. At the reference weights NPO's gradient is GA's (2 sigmoid(0) = 1 per
+example), and AdamW's first step is scale-free, so one step of NPO without the retain term is
+one step of GA; they part as the forget log-probabilities fall (tests/test_lm.py).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class LMUnlearnConfig(BaseModel):
 
 class NPOConfig(LMUnlearnConfig):
     beta: float = Field(0.1, gt=0)
-    retain_weight: float = Field(0.0, ge=0)
+    retain_weight: float = Field(1.0, ge=0)
 
 
 @dataclass
@@ -119,7 +123,7 @@ class GradientAscent(LMUnlearner):
 
 @LM_UNLEARNERS.register("npo")
 class NPO(LMUnlearner):
-    name, description = "npo", "negative preference optimization (Zhang et al. 2024), retain term optional"
+    name, description = "npo", "negative preference optimization (Zhang et al. 2024) + retain loss"
     Config = NPOConfig
 
     def run(self, model, forget, retain, context):

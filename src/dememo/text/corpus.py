@@ -49,6 +49,18 @@ class TextSet:
             self.classes,
         )
 
+    def deduplicated(self) -> tuple[TextSet, int]:
+        """The set without repeated texts (equal up to whitespace; the first kept) and how many
+        were removed, so no test text can equal a training text."""
+        seen: set[str] = set()
+        keep = []
+        for i, text in enumerate(self.texts):
+            key = " ".join(text.split())
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        return self.subset(keep), len(self) - len(keep)
+
     def split(self, test_fraction: float, seed: int = 0) -> tuple[TextSet, TextSet]:
         """A seeded per-class split into (train, test); each class keeps at least one of each."""
         if not 0 < test_fraction < 1:

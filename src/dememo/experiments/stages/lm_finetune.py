@@ -1,5 +1,7 @@
 """The lm-finetune stage: a causal LM fine-tuned on every task's clean or RegText-protected
-examples (dememo.lm.jobs.finetune_or_load); metrics: test accuracy per task."""
+examples (dememo.lm.jobs.finetune_or_load); metrics per task: test accuracy, share of "yes"
+answers and test size ('accuracy' / 'yes_share' / 'test_size', split = task); on RegText
+data the words inserted per text ('inserted_words': mean, min, max)."""
 
 from __future__ import annotations
 
@@ -26,5 +28,9 @@ class LMFinetune(base.StageKind):
         )  # fmt: skip
         metrics = trained.artifact.metrics
         values = {("accuracy", task): value for task, value in metrics["test_accuracy"].items()}
+        values.update({("yes_share", task): value for task, value in metrics["test_yes_share"].items()})
+        values.update({("test_size", task): value for task, value in metrics["test_size"].items()})
         values[("train_seconds", "")] = metrics["train_seconds"]
+        if config["training_data"] == "protected":  # RegText's words inserted per text
+            values.update({("inserted_words", k): v for k, v in metrics["data"]["inserted_words"].items()})
         return context.output(trained.artifact.path, values)

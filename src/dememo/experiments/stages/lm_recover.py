@@ -1,11 +1,16 @@
 """The lm-recover stage: the recovery attack's curve for one unlearned LM (input 'model');
-metrics per eta: ('task_accuracy', 'eta=<eta>') on the forgotten task's test examples and
-('distance', 'eta=<eta>') reached (dememo.lm.jobs.recover_or_load)."""
+metrics per eta (split 'eta=<eta>'): 'task_accuracy' and 'yes_share' on the forgotten task's
+test examples, the absolute 'radius', the 'distance' reached and 'radius_reached' (0/1: as
+the image recovery audits, so `dememo reproduce` warns about unreached radii)
+(dememo.lm.jobs.recover_or_load)."""
 
 from __future__ import annotations
 
 from dememo.experiments.stages import base
 from dememo.lm.jobs import RecoveryConfig, recover_or_load
+
+METRICS = {"task_accuracy": "accuracy", "yes_share": "yes_share", "radius": "radius", "distance": "distance",
+           "radius_reached": "reached"}  # stage metric -> RecoveryPoint field  # fmt: skip
 
 
 def eta_split(eta: float) -> str:
@@ -25,9 +30,6 @@ class LMRecover(base.StageKind):
         target = context.load(inputs["model"])
         curve = recover_or_load(target, RecoveryConfig.model_validate(config), context.store,
                                 context.torch_device)  # fmt: skip
-        m = curve.metrics
-        values = {}
-        for eta, acc, distance in zip(m["etas"], m["accuracies"], m["distances"], strict=True):
-            values[("task_accuracy", eta_split(eta))] = acc
-            values[("distance", eta_split(eta))] = distance
+        values = {(metric, eta_split(point["eta"])): float(point[field])
+                  for point in curve.metrics["points"] for metric, field in METRICS.items()}  # fmt: skip
         return context.output(curve.path, values)

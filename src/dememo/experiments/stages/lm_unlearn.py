@@ -1,6 +1,7 @@
 """The lm-unlearn stage: one task forgotten from a fine-tuned LM stage (input 'model') with
-RT, GA, NPO or FT (dememo.lm.jobs.unlearn_lm_or_load); metrics: test accuracy on the
-forgotten task ('accuracy', 'forget') and on the retained tasks ('accuracy', 'retain')."""
+RT, GA, NPO or FT (dememo.lm.jobs.unlearn_lm_or_load); metrics: test accuracy and share of
+"yes" answers on the forgotten task ('accuracy' / 'yes_share', 'forget') and on the retained
+tasks (split 'retain')."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class LMUnlearn(base.StageKind):
         unlearned = unlearn_lm_or_load(parent, config["method"], config["task"], context.store,
                                        context.torch_device, **config["options"])  # fmt: skip
         metrics = unlearned.artifact.metrics
-        values = {("accuracy", "forget"): metrics["forget_accuracy"], ("seconds", ""): metrics["seconds"]}
-        if metrics["retain_accuracy"] is not None:
-            values[("accuracy", "retain")] = metrics["retain_accuracy"]
+        values = {(name, split): metrics[f"{split}_{name}"] for split in ("forget", "retain")
+                  for name in ("accuracy", "yes_share") if f"{split}_{name}" in metrics}  # fmt: skip
+        values[("seconds", "")] = metrics["seconds"]
         return context.output(unlearned.artifact.path, values)

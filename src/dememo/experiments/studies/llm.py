@@ -4,12 +4,16 @@ Per scale: fine-tune the pretrained LM on every task's clean examples (Clean) an
 their RegText-protected versions (RegText); per task, forget it from the RegText model
 with each unlearning method (one run per task, the reading of Table 4 in FACTS 5), and
 attack each unlearned model with the recovery attack (Figure 12). Labels: task, column
-('clean', 'regtext' or the method), role ('model' or 'recover').
+('clean', 'regtext' or the method), role ('model' or 'recover') and seed.
+
+``seeds`` repeats the plan per seed (default ``[seed]``): fine-tuning, unlearning and the
+attack take that seed; the examples (split, drawn articles, RegText) stay those of ``seed``,
+so every seed answers the same question and shares the cached frozen-layer inputs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -22,6 +26,7 @@ from dememo.experiments.studies.base import Planned, Study, register_study
 from dememo.lm.data import LMData
 from dememo.lm.jobs import LMSetup, RecoveryConfig
 from dememo.lm.model import check_source
+from dememo.lm.scoring import SCORING
 from dememo.lm.train import LMRecipe
 from dememo.lm.unlearn import LM_UNLEARNERS
 
@@ -33,10 +38,15 @@ class LLMSettings(LMData):
 
     model: str = Field(description="smollm2-135m, tiny:<hidden>x<layers> or a Hugging Face model folder")
     train_layers: int | None = Field(None, ge=1, description="train only the last N decoder layers")
+    scoring: str = Field("choice", description="choice (yes vs no) or generate (dememo.lm.scoring)")
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="repeat the plan per seed (default [seed])"
+    )
     recipe: LMRecipe
     unlearn: dict[str, dict[str, Any]] = Field(default_factory=lambda: {m: {} for m in METHOD_ORDER})
     etas: tuple[float, ...] = Field(min_length=1)
     relative_eta: bool = True
+    projection: Literal["ball", "sphere"] = "ball"
     attack_per_task: int = Field(8, ge=1)
     recovery: LMRecipe
     attacked: tuple[str, ...] = ("ga", "npo", "ft", "rt")
@@ -49,6 +59,13 @@ class LLMSettings(LMData):
             return check_source(value)
         except ConfigError as error:
             raise ValueError(str(error)) from None
+
+    @field_validator("scoring")
+    @classmethod
+    def _scoring(cls, value: str) -> str:
+        if value not in SCORING:
+            raise ValueError(f"unknown scoring rule {value!r}; valid: {', '.join(SCORING.names())}")
+        return value
 
     @field_validator("unlearn")
     @classmethod
@@ -66,15 +83,22 @@ class LLMSettings(LMData):
             raise ValueError(f"attacked method(s) {missing} are not in 'unlearn'")
         if self.recipe.lora_rank is not None and self.train_layers is not None:
             raise ValueError("LoRA adapts every layer: set train_layers or recipe.lora_rank, not both")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
         return self
+
+    def seed_list(self) -> list[int]:
+        """The seeds the plan repeats over (``seeds``, or the one ``seed``)."""
+        return list(self.seeds) if self.seeds else [self.seed]
 
     def setup(self) -> LMSetup:
         data = LMData.model_validate(self.model_dump(include=set(LMData.model_fields)))
-        return LMSetup(model=self.model, train_layers=self.train_layers, data=data)
+        return LMSetup(model=self.model, train_layers=self.train_layers, data=data, scoring=self.scoring)
 
-    def recovery_config(self) -> RecoveryConfig:
-        return RecoveryConfig(etas=self.etas, relative=self.relative_eta, recipe=self.recovery,
-                              attack_examples=self.attack_per_task, seed=self.seed)  # fmt: skip
+    def recovery_config(self, seed: int) -> RecoveryConfig:
+        return RecoveryConfig(etas=self.etas, relative=self.relative_eta, projection=self.projection,
+                              recipe=self.recovery, attack_examples=self.attack_per_task,
+                              seed=seed)  # fmt: skip
 
     def methods(self) -> list[str]:
         known = [m for m in METHOD_ORDER if m in self.unlearn]
@@ -87,21 +111,27 @@ class LLMStudy(Study):
     Settings = LLMSettings
 
     def plan(self, settings: LLMSettings) -> list[Planned]:  # type: ignore[override]
+        return [item for seed in settings.seed_list() for item in self.plan_seed(settings, seed)]
+
+    @staticmethod
+    def plan_seed(settings: LLMSettings, seed: int) -> list[Planned]:
         setup = settings.setup()
-        clean = lm_finetune_stage(setup, settings.recipe, "clean", settings.seed)
-        regtext = lm_finetune_stage(setup, settings.recipe, "protected", settings.seed)
-        recovery = settings.recovery_config()
+        clean = lm_finetune_stage(setup, settings.recipe, "clean", seed)
+        regtext = lm_finetune_stage(setup, settings.recipe, "protected", seed)
+        recovery = settings.recovery_config(seed)
         planned = []
         for task in settings.tasks:
-            planned.append(Planned(clean, {"task": task, "column": "clean", "role": "model"}))
-            planned.append(Planned(regtext, {"task": task, "column": "regtext", "role": "model"}))
+            where = {"task": task, "seed": seed}
+            planned.append(Planned(clean, {**where, "column": "clean", "role": "model"}))
+            planned.append(Planned(regtext, {**where, "column": "regtext", "role": "model"}))
             for method in settings.methods():
-                options = {"seed": settings.seed, **settings.unlearn[method]}
-                unlearned = lm_unlearn_stage(regtext, method, task, **options)
-                planned.append(Planned(unlearned, {"task": task, "column": method, "role": "model"}))
+                unlearned = lm_unlearn_stage(
+                    regtext, method, task, **{"seed": seed, **settings.unlearn[method]}
+                )
+                planned.append(Planned(unlearned, {**where, "column": method, "role": "model"}))
                 if method in settings.attacked:
-                    labels = {"task": task, "column": method, "role": "recover"}
-                    planned.append(Planned(lm_recover_stage(unlearned, recovery), labels))
+                    stage = lm_recover_stage(unlearned, recovery)
+                    planned.append(Planned(stage, {**where, "column": method, "role": "recover"}))
         return planned
 
 

@@ -10,8 +10,12 @@ t-interval of its mean across seeds (``dememo.experiments.stats.t_interval``):
 - *inconclusive* otherwise, with the reason: the interval straddles the threshold, fewer than
   ``MIN_SEEDS`` seeds (no interval), data missing, the victim too weak (the Before model's
   utility accuracy below ``MIN_VICTIM_ACCURACY``), the recovery radius not reached (a
-  recovery's weight distance at its largest eta below ``RADIUS_REACHED`` x eta), or the attack
-  collapsed the model (other classes' accuracy below ``COLLAPSE`` x theirs before it).
+  recovery's weight distance at its largest eta below ``RADIUS_REACHED`` x eta; for the LM, its
+  recorded ``radius_reached``), the attack collapsed the model (other classes' accuracy below
+  ``COLLAPSE`` x theirs before it), the protection did not hold (findings about protected
+  classes need a Before model that is near chance on their clean counterparts: Duc at most
+  ``UNLEARNABLE_CEILING``), or a fine-tuned LM did not learn its task (its accuracy within
+  chance's 95% interval or one answer to most prompts: ``views.llm.learning_problem``).
 
 The rules are pure functions of the entries (labels + metrics) so any spec's results can be
 judged: a finding whose data is absent is left out of the view (and reported as missing by
@@ -27,6 +31,9 @@ judged: a finding whose data is absent is left out of the view (and reported as 
   gain is smaller (the sign of the difference).
 - ``MIN_VICTIM_ACCURACY`` = 40%: below it the Before model (or clean victim) is too weak to
   have memorized anything worth forgetting.
+- ``UNLEARNABLE_CEILING`` = 30%: above it the Before model has learned the protected classes
+  from their noisy images (the paper's premise is Duc near chance: 9.8% for UE-s, Table 14),
+  so a protected class is not an unlearnable one and its findings say so.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from pathlib import Path
 from dememo.experiments.stats import Estimate, t_interval
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.views.base import VIEWS, TableView, ViewInput
+from dememo.experiments.views.llm import not_learned
 
 RECOVERY_GAIN = 10.0  # points
 RT_TOLERANCE = 5.0  # points
@@ -46,6 +54,7 @@ MIA_TOLERANCE = 0.05  # member rate
 DEPTH_MARGIN = 0.0  # points
 PROTECTION_DROP = 20.0  # points of clean test accuracy a protection must cost (section 6.1)
 MIN_VICTIM_ACCURACY = 40.0  # %
+UNLEARNABLE_CEILING = 30.0  # % Before accuracy on the protected classes' clean counterparts (Duc)
 RADIUS_REACHED = 0.99  # share of eta the recovery's weight distance must reach
 COLLAPSE = 0.5  # other classes' accuracy after the attack below this share of before: collapsed
 MIN_SEEDS = 2
@@ -189,6 +198,18 @@ def check_victims(index: dict, targets: Iterable[Target]) -> None:
         raise Missing(f"victim too weak (Before accuracy {mean:.1f}% < {MIN_VICTIM_ACCURACY:g}%)")
 
 
+def check_premise(index: dict, targets: Iterable[Target]) -> None:
+    """Missing('protection did not hold ...') when the Before models' mean accuracy on the
+    protected targets' clean counterparts (Duc) is above UNLEARNABLE_CEILING."""
+    values = [_split(index["accuracy"].get(t, {}).get("Before"), "accuracy", "Duc")
+              for t in targets if t.part == "Du"]  # fmt: skip
+    values = [v for v in values if v is not None]
+    if values and sum(values) / len(values) > UNLEARNABLE_CEILING:
+        mean = sum(values) / len(values)
+        raise Missing(f"protection did not hold (Before accuracy on the protected classes' clean "
+                      f"images {mean:.1f}% > {UNLEARNABLE_CEILING:g}%)")  # fmt: skip
+
+
 def gains(index: dict, select: Callable[[Target, str], bool]) -> dict[tuple[Target, str], float]:
     """Recovery gains of the selected (target, row) audits; Missing when a radius is not reached
     or an attack collapsed the model (``usable_gain``)."""
@@ -285,6 +306,7 @@ def finding_iv(entries: list[Entry]) -> list[float]:
     if not {t.part for t in targets} >= {"Du", "Dc"}:
         raise Missing("data missing (needs protected and clean class targets)")
     check_victims(index, targets)
+    check_premise(index, targets)
     by_part: dict[tuple[int, str], list[float]] = defaultdict(list)
     for target in targets:
         rows = index["accuracy"][target]
@@ -344,13 +366,18 @@ def finding_viii(entries: list[Entry]) -> list[float]:
 
 def shallow_unlearnability(entries: list[Entry]) -> list[float]:
     """Per seed: mean recovery gain of models trained on protected data (interplay Before models
-    on a protected class; recovery-protected victims of a protection)."""
+    on a protected class; recovery-protected victims of a protection). Where the target also has
+    an RT model's recovery, RT's gain is subtracted: an attack that teaches the class to a model
+    that never saw it (RT) shows the ball's reach, not a memory the protection hid."""
     index = interplay_index(entries)
     targets = [t for t in index["recover"] if t.part == "Du" and "Before" in index["recover"][t]]
     check_victims(index, targets)
+    check_premise(index, targets)
     units: dict[int, list[float]] = defaultdict(list)
     for (target, _), gain in gains(index, lambda t, row: t.part == "Du" and row == "Before").items():
-        units[target.seed].append(gain)
+        rt = index["recover"][target].get("RT")
+        rt_gain = usable_gain(rt, "RT") if rt is not None else None
+        units[target.seed].append(gain - (rt_gain or 0.0))
     for entry in entries:  # recovery-protected (Figure 9): no class target, a 'method' label
         if entry.labels.get("role") != "recover" or entry.output is None or "cls" in entry.labels:
             continue
@@ -383,6 +410,7 @@ def protected_deeper(entries: list[Entry]) -> list[float]:
     """Per seed: mean recovery gain of unlearned models on clean-class targets minus on protected ones."""
     index = interplay_index(entries)
     check_victims(index, index["recover"])
+    check_premise(index, index["recover"])
     found = gains(index, lambda t, row: t.level == "class" and method_of(row) in UNLEARNED)
     units: dict[tuple[int, str], list[float]] = defaultdict(list)
     for (target, _), gain in found.items():
@@ -399,10 +427,22 @@ def _lm_index(entries: list[Entry]) -> dict[tuple[int, str, str, str], dict]:
             for e in done}  # fmt: skip
 
 
+def check_lm_learned(entries: list[Entry]) -> None:
+    """Missing when a fine-tuned LM (Clean or RegText) did not learn its task: accuracy within
+    chance's 95% interval or one answer to most prompts (``views.llm.learning_problem``)."""
+    failures = not_learned(entries)
+    if failures:
+        (seed, task, column), reason = sorted(failures.items())[0]
+        raise Missing(f"fine-tuned LM did not learn ({column} on {task}, seed {seed}: {reason}; "
+                      f"{len(failures)} model-task pair(s) in all)")  # fmt: skip
+
+
 def lm_counterproductive(entries: list[Entry]) -> list[float]:
     """Per seed: the largest (over tasks and GA/NPO/FT) accuracy (points) on the forgotten task
     after unlearning minus the RegText model's before it."""
     index = _lm_index(entries)
+    if index:
+        check_lm_learned(entries)
     units: dict[int, list[float]] = defaultdict(list)
     for (seed, task, column, role), metrics in index.items():
         before = index.get((seed, task, "regtext", "model"), {}).get(("accuracy", task))
@@ -416,15 +456,25 @@ def lm_counterproductive(entries: list[Entry]) -> list[float]:
 
 
 def lm_shallow(entries: list[Entry]) -> list[float]:
-    """Per seed: mean recovery gain (points) of the LM unlearned by GA/NPO/FT on the forgotten task."""
+    """Per seed: mean recovery gain (points) of the LM unlearned by GA/NPO/FT on the forgotten task;
+    Missing when a fine-tuned LM did not learn or an attack did not reach its largest radius."""
+    index = _lm_index(entries)
+    if index:
+        check_lm_learned(entries)
     units: dict[int, list[float]] = defaultdict(list)
-    for (seed, _, column, role), metrics in _lm_index(entries).items():
+    for (seed, task, column, role), metrics in index.items():
         if role != "recover" or column not in ("ga", "npo", "ft"):
             continue
         renamed = {("recovered_accuracy", s): v for (n, s), v in metrics.items() if n == "task_accuracy"}
-        gain = recovery_gain(renamed)  # relative etas: the distance is not comparable, no radius check
-        if gain is not None:
-            units[seed].append(gain[0])
+        gain = recovery_gain(renamed)
+        if gain is None:
+            continue
+        split = f"eta={gain[1]:g}"
+        if metrics.get(("radius_reached", split)) == 0:  # recorded per eta (relative etas: radius in l2)
+            distance, radius = metrics.get(("distance", split), 0.0), metrics.get(("radius", split), 0.0)
+            raise Missing(f"radius not reached ({column} on {task}, seed {seed}: distance {distance:.3g} < "
+                          f"radius {radius:.3g} at {split})")  # fmt: skip
+        units[seed].append(gain[0])
     values = per_seed(units)
     if not values:
         raise Missing("data missing (no LM recovery)")
@@ -483,7 +533,8 @@ FINDINGS = (
             "prob-MIA rate - RT's of runs whose forget-set accuracy is within RT's + 5 points",
             MIA_TOLERANCE, True, finding_viii),
     Finding("6.3.1", "Unlearnability is shallow: a small weight perturbation restores the protected class.",
-            "recovery gain of models trained on protected data (largest eta vs smallest), points",
+            "recovery gain of models trained on protected data (largest eta vs smallest) - RT's where "
+            "the target has an RT model, points",
             RECOVERY_GAIN, True, shallow_unlearnability),
     Finding("6.3.2 (FT)", "Only FT forgets deeply: IF/GA-unlearned models recover more than FT ones.",
             "recovery gain of IF/GA models - of FT models, points", DEPTH_MARGIN, True, ft_deepest),

@@ -1,32 +1,64 @@
 """Views of the lifecycle demo (spec ``lifecycle``): one table that follows a forgetting
-target from protection to audit, and its recovery curves."""
+target from protection to audit, and its recovery curves.
+
+Over several seeds every number is the mean over the seeds with its 95% t-interval
+``[low, high]`` (``dememo.experiments.stats``); curves are the seeds' mean, with the
+t-interval as error bars, and a radius counts as reached only where every seed reached it."""
 
 from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from dememo.experiments.stats import seed_estimate
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
 from dememo.experiments.views.recovery import (
-    curve_of,
     legend_unreached,
     mark_unreached,
+    mean_curve,
     reach_caption,
+    seed_values,
     unreached_lines,
 )
 
 
-def _by_role(entries: list[Entry], protection: str, cls: int) -> dict[tuple[str, str], Entry]:
-    """(row, role) -> entry for one forgetting target; the clean reference joins every target."""
-    found = {}
+def _by_role(entries: list[Entry], protection: str, cls: int) -> dict[tuple[str, str], list[Entry]]:
+    """(row, role) -> the finished entries of one forgetting target, one per seed; the clean
+    reference joins every target."""
+    found: dict[tuple[str, str], list[Entry]] = {}
     for entry in entries:
         labels = entry.labels
-        if labels.get("row") == "clean" or (
-            labels.get("protection") == protection and labels.get("cls") == cls
-        ):
-            found[(labels.get("row", ""), labels["role"])] = entry
+        target = labels.get("protection") == protection and labels.get("cls") == cls
+        if entry.output is not None and (labels.get("row") == "clean" or target):
+            found.setdefault((labels.get("row", ""), labels["role"]), []).append(entry)
     return found
+
+
+def _values(entries: list[Entry], name: str, split: str, scale: float = 1.0) -> list[float]:
+    """The metric of each seed's entry that has it (times ``scale``)."""
+    return [scale * v for e in entries if (v := e.metric(name, split)) is not None]
+
+
+def _cell(values: list[float]) -> str:
+    """One seed: the value; several: the mean and its 95% t-interval across seeds."""
+    estimate = seed_estimate(values)
+    if estimate is None:
+        return "–"
+    if estimate.low is None or estimate.high is None:
+        return percent(estimate.value)
+    return f"{estimate.value:.1f} [{estimate.low:.1f}, {estimate.high:.1f}]"
+
+
+def _seeds(view: ViewInput) -> int:
+    return len({e.labels.get("seed", 0) for e in view.entries}) or 1
+
+
+def _seed_caption(view: ViewInput) -> str:
+    count = _seeds(view)
+    if count == 1:
+        return " One seed: no interval across seeds."
+    return f" {count} seeds: each cell is the mean over the seeds with its 95% t-interval [low, high]."
 
 
 def _eta_key(values: dict[tuple[str, str], float], name: str) -> str | None:
@@ -48,50 +80,44 @@ def lifecycle_summary(view: ViewInput) -> TableView:
     for protection, cls in _targets(view):
         found = _by_role(view.entries, protection, cls)
         for row in ROW_ORDER:
-            accuracy = found.get((row, "accuracy" if row == "Before" else "unlearn"))
-            mia, recover, certify = (found.get((row, role)) for role in ("mia", "recover", "certify"))
+            accuracy = found.get((row, "accuracy" if row == "Before" else "unlearn"), [])
+            mia, recover, certify = (found.get((row, role), []) for role in ("mia", "recover", "certify"))
             if not any((accuracy, mia, recover, certify)):
                 continue
-            acc = accuracy.output.metrics if accuracy and accuracy.output else {}
-            sets = [percent(acc.get(("accuracy", name))) for name in ("Du", "Duc", "Dut", "Dtr")]
-            if not any(("accuracy", name) in acc for name in ("Du", "Duc", "Dut")):
-                sets[:3] = [percent(acc.get(("accuracy", name))) for name in ("Dc", "Dc", "Dct")]
-            cells = [protection, f"{row}", *sets]
-            mia_metrics = mia.output.metrics if mia and mia.output else {}
-            cells += [
-                percent(_scaled(mia_metrics.get(("svc_rate", s)))) for s in ("correctness", "probability")
-            ]
+            names = ("Du", "Duc", "Dut", "Dtr")
+            if not any(_values(accuracy, "accuracy", name) for name in names[:3]):
+                names = ("Dc", "Dc", "Dct", "Dtr")
+            cells = [protection, row, *[_cell(_values(accuracy, "accuracy", name)) for name in names]]
+            cells += [_cell(_values(mia, "svc_rate", s, 100)) for s in ("correctness", "probability")]
             text, split = _recovered(recover)
             cells += text
             recovered_at.add(split)
-            curve = curve_of(recover) if recover is not None else None
-            unreached += [f"{protection} {line}" for line in unreached_lines({row: curve})]
+            unreached += [f"{protection} {line}" for line in unreached_lines({row: mean_curve(recover)})]
             text, split = _certified(certify)
             cells.append(text)
             certified_at.add(split)
-            seconds = acc.get(("unlearn_seconds", ""))
-            cells.append("–" if seconds is None else f"{seconds:.1f}")
+            cells.append(_cell(_values(accuracy, "unlearn_seconds", "")))
             rows.append(cells)
     header = ["protection", "model", "forget", "clean cp.", "class test", "observ.", "MIA corr", "MIA prob",
               f"recovered {_at(recovered_at)}", "distance", f"certified {_at(certified_at)}",
               "unlearn s"]  # fmt: skip
     caption = (
-        "forget / clean cp. / class test / observ.: accuracy (%) on the forgotten class's training "
-        "images as trained on, their clean counterparts, its test images and the observation "
-        "classes' test images (Tables 14-17's Du, Duc, Dut, Dtr; Dc, Dc, Dct for a clean class). "
-        "MIA: share of the clean counterparts the paper's SVC attack calls member (%, Tables "
-        "18-25's corr and prob). recovered: class test accuracy (%) after the recovery attack at "
-        "the largest radius, other classes' accuracy in parentheses (a collapse check); distance: "
-        "the weight shift ||theta - theta_0|| the attack reached / eta. certified: "
-        "Theorem 1 bounds [lower, upper] on the class test accuracy (%) at the largest radius. A "
-        "deep forgetting has forget-set accuracy, MIA rate and recovered accuracy near RT's, the "
-        "latter only where the attack reached its radius."
-    ) + reach_caption(unreached)
+        (
+            "forget / clean cp. / class test / observ.: accuracy (%) on the forgotten class's training "
+            "images as trained on, their clean counterparts, its test images and the observation "
+            "classes' test images (Tables 14-17's Du, Duc, Dut, Dtr; Dc, Dc, Dct for a clean class). "
+            "MIA: share of the clean counterparts the paper's SVC attack calls member (%, Tables "
+            "18-25's corr and prob). recovered: class test accuracy (%) after the recovery attack at "
+            "the largest radius, other classes' accuracy in parentheses (a collapse check); distance: "
+            "the weight shift ||theta - theta_0|| the attack reached / eta. certified: "
+            "Theorem 1 bounds [lower, upper] on the class test accuracy (%) at the largest radius. A "
+            "deep forgetting has forget-set accuracy, MIA rate and recovered accuracy near RT's, the "
+            "latter only where the attack reached its radius."
+        )
+        + _seed_caption(view)
+        + reach_caption(unreached)
+    )
     return TableView("Lifecycle: one target from protection to audit", header, rows, caption)
-
-
-def _scaled(value: float | None) -> float | None:
-    return None if value is None else 100 * value
 
 
 def _at(splits: set[str | None]) -> str:
@@ -100,34 +126,35 @@ def _at(splits: set[str | None]) -> str:
     return f"at {', '.join(shown)}" if shown else ""
 
 
-def _recovered(entry: Entry | None) -> tuple[list[str], str | None]:
-    """['recovered (other classes)', 'distance / eta'] at the largest radius ('*' where the
-    radius was not reached), and that radius's split."""
-    curve = curve_of(entry) if entry is not None else None
-    if entry is None or entry.output is None or curve is None:
+def _recovered(entries: list[Entry]) -> tuple[list[str], str | None]:
+    """['recovered (other classes)', 'distance / eta'] at the largest radius over the seeds
+    ('*' where a seed did not reach it), and that radius's split."""
+    curve = mean_curve(entries)
+    if curve is None:
         return ["–", "–"], None
-    metrics = entry.output.metrics
-    split = _eta_key(metrics, "recovered_accuracy")
-    index = curve.etas.index(float(split.split("=")[1]))
+    index = len(curve.etas) - 1
+    eta = curve.etas[index]
     mark = "" if curve.reached[index] else "*"
-    value = percent(100 * curve.accuracy[index]) + mark
-    control = metrics.get(("control_accuracy", split))
+    value = _cell(seed_values(entries, eta)) + mark
+    control = curve.control[index] if curve.control else None
     distance = curve.distance[index]
-    reach = "–" if distance is None else f"{distance:.2g} / {curve.etas[index]:g}{mark}"
-    return [f"{value} ({percent(100 * control)})" if control is not None else value, reach], split
+    reach = "–" if distance is None else f"{distance:.2g} / {eta:g}{mark}"
+    return [f"{value} ({percent(100 * control)})" if control is not None else value, reach], f"eta={eta:g}"
 
 
-def _certified(entry: Entry | None) -> tuple[str, str | None]:
-    """'[lower, upper]' at the largest certified radius, and that radius's split."""
-    if entry is None or entry.output is None:
+def _certified(entries: list[Entry]) -> tuple[str, str | None]:
+    """'[lower, upper]' at the largest certified radius (the seeds' mean bounds), and that
+    radius's split."""
+    if not entries:
         return "–", None
-    metrics = entry.output.metrics
-    etas = [s for m, s in metrics if m.startswith("certified_")]
-    if not etas:
+    splits = {s for e in entries for m, s in e.output.metrics if m.startswith("certified_")}  # type: ignore[union-attr]
+    if not splits:
         return "abstained", None
-    split = max(etas, key=lambda s: float(s.split("=")[1]))
-    low, up = metrics.get(("certified_lower", split)), metrics.get(("certified_upper", split))
-    show = [percent(100 * v) if v is not None else "abstain" for v in (low, up)]
+    split = max(splits, key=lambda s: float(s.split("=")[1]))
+    show = []
+    for bound in ("certified_lower", "certified_upper"):
+        values = _values(entries, bound, split, 100)
+        show.append(percent(sum(values) / len(values)) if values else "abstain")
     return f"[{show[0]}, {show[1]}]", split
 
 
@@ -138,13 +165,12 @@ def lifecycle_recovery_table(view: ViewInput) -> TableView:
     for protection, cls in _targets(view):
         found = _by_role(view.entries, protection, cls)
         for row in ROW_ORDER:
-            entry = found.get((row, "recover"))
-            curve = curve_of(entry) if entry is not None else None
-            if curve is not None:
-                curves[(protection, row)] = curve
-    etas = sorted({e for c in curves.values() for e in c.etas})
+            entries = found.get((row, "recover"), [])
+            if (curve := mean_curve(entries)) is not None:
+                curves[(protection, row)] = (curve, entries)
+    etas = sorted({e for c, _ in curves.values() for e in c.etas})
     unreached = []
-    for (protection, row), curve in curves.items():
+    for (protection, row), (curve, entries) in curves.items():
         cells = [protection, row]
         for eta in etas:
             if eta not in curve.etas:
@@ -153,12 +179,14 @@ def lifecycle_recovery_table(view: ViewInput) -> TableView:
             i = curve.etas.index(eta)
             mark = "" if curve.reached[i] else "*"
             distance = "?" if curve.distance[i] is None else f"{curve.distance[i]:.2g}"
-            cells.append(f"{percent(100 * curve.accuracy[i])}{mark} (d {distance}/{eta:g})")
+            cells.append(f"{_cell(seed_values(entries, eta))}{mark} (d {distance}/{eta:g})")
         rows.append(cells)
         unreached += [f"{protection} {line}" for line in unreached_lines({row: curve})]
     caption = (
         "Class test accuracy (%) after the recovery attack at each radius eta; in parentheses the "
-        "weight shift ||theta - theta_0|| the attack reached / eta." + reach_caption(unreached)
+        "weight shift ||theta - theta_0|| the attack reached / eta (mean over seeds)."
+        + _seed_caption(view)
+        + reach_caption(unreached)
     )
     return TableView(
         "Lifecycle: recovery at every radius",
@@ -179,17 +207,22 @@ def lifecycle_recovery(view: ViewInput) -> FigureView:
         found = _by_role(view.entries, protection, cls)
         hollow = False
         for row in ROW_ORDER:
-            entry = found.get((row, "recover"))
-            curve = curve_of(entry) if entry is not None else None
+            entries = found.get((row, "recover"), [])
+            curve = mean_curve(entries)
             if curve is None:
                 continue
             values = [100 * a for a in curve.accuracy]
             line = axes.plot(curve.etas, values, marker="o", label=row)[0]
+            spread = [seed_estimate(seed_values(entries, e)) for e in curve.etas]
+            if all(s is not None and s.low is not None for s in spread):
+                axes.fill_between(curve.etas, [s.low for s in spread], [s.high for s in spread],  # type: ignore[union-attr]
+                                  color=line.get_color(), alpha=0.15, lw=0)  # fmt: skip
             hollow |= mark_unreached(axes, curve, values, line.get_color())
             unreached += [f"{protection} {text}" for text in unreached_lines({row: curve})]
             control = [(e, 100 * c) for e, c in zip(curve.etas, curve.control, strict=False) if c is not None]
             if control:
                 axes.plot(*zip(*control, strict=True), ls=":", color=line.get_color())
+        axes.plot([], [], ls=":", color="gray", label="other classes")
         if hollow:
             legend_unreached(axes)
         axes.set_title(f"{protection}: class {cls} forgotten", fontsize=9)
@@ -199,8 +232,12 @@ def lifecycle_recovery(view: ViewInput) -> FigureView:
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=7)
     caption = (
-        "Solid: accuracy on the forgotten class's test images after the recovery attack (projected SGD "
-        "on 10% of that class's clean training images); dotted: the other classes' accuracy; hollow: "
-        "radius not reached."
-    ) + reach_caption(unreached)
+        (
+            "Solid: accuracy on the forgotten class's test images after the recovery attack (projected SGD "
+            "on 10% of that class's clean training images); dotted: the other classes' accuracy; hollow: "
+            "radius not reached; shaded: the 95% t-interval across seeds."
+        )
+        + _seed_caption(view)
+        + reach_caption(unreached)
+    )
     return FigureView("Lifecycle: recovery curves", png(figure), caption)

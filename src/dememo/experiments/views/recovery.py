@@ -82,6 +82,33 @@ def curve_of(entry: Entry) -> Curve | None:
                  control if any(c is not None for c in control) else [], reached)  # fmt: skip
 
 
+def mean_curve(entries: list[Entry]) -> Curve | None:
+    """The curves of one model over seeds averaged per eta (the etas every seed has); a radius
+    counts as reached only where every seed reached it. None until some seed is done."""
+    curves = [c for e in entries if (c := curve_of(e)) is not None]
+    if not curves:
+        return None
+    etas = sorted(set.intersection(*(set(c.etas) for c in curves)))
+
+    def mean(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return sum(known) / len(known) if known else None
+
+    def series(pick) -> list[float | None]:
+        return [mean([pick(c)[c.etas.index(e)] if pick(c) else None for c in curves]) for e in etas]
+
+    control = series(lambda c: c.control)
+    return Curve(etas, series(lambda c: c.accuracy), series(lambda c: c.distance),  # type: ignore[arg-type]
+                 control if any(v is not None for v in control) else [],
+                 [all(c.reached[c.etas.index(e)] for c in curves) for e in etas])  # fmt: skip
+
+
+def seed_values(entries: list[Entry], eta: float) -> list[float]:
+    """Recovered accuracy (%) at ``eta`` of each seed's curve that has it."""
+    curves = [c for e in entries if (c := curve_of(e)) is not None and eta in c.etas]
+    return [100 * c.accuracy[c.etas.index(eta)] for c in curves]
+
+
 def unreached_lines(curves: dict[str, Curve | None]) -> list[str]:
     """One warning line per curve whose radius was not reached at some eta > 0."""
     lines = []
