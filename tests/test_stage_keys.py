@@ -103,19 +103,19 @@ PLAN_DIGESTS = {
     "table5/cpu": "569419db03ee9852",  # issue 17: interplay-class cpu on Fashion-MNIST with OPS
     "table5/paper": "d5dc94422f8a95fe",  # issue 15: official MIA shadows
     "certified/gpu": "b03fd411e402378d",  # issue 20: the gpu scale
-    "figure10/gpu": "427d66687af72a78",  # issue 20: the gpu scale
-    "figure11/gpu": "1d773c0f1fb1a6e8",  # issue 20: the gpu scale
-    "figure13/gpu": "7b05c18c10ce6770",  # issue 20: the gpu scale
-    "figure14/gpu": "66e236f49cc4c5af",  # issue 20: the gpu scale
-    "figure15/gpu": "362fd90bdd0ca0c3",  # issue 20: the gpu scale
-    "figure16-18/gpu": "aefcbcc3629cf888",  # issue 20: the gpu scale
+    "figure10/gpu": "72e7a4d84a2081b4",  # issue 20: the gpu scale
+    "figure11/gpu": "5939813aabb9b823",  # issue 20: the gpu scale
+    "figure13/gpu": "1b3761363d84dacd",  # issue 20: the gpu scale
+    "figure14/gpu": "561a4548d0fa9e17",  # issue 20: the gpu scale
+    "figure15/gpu": "c8ee145383a961db",  # issue 20: the gpu scale
+    "figure16-18/gpu": "97c143b5d70dd4fe",  # issue 20: the gpu scale
     "figure19/gpu": "df77541d36cd849e",  # issue 20: the gpu scale
-    "figure2/gpu": "3b8cc26612cc6829",  # issue 20: the gpu scale
+    "figure2/gpu": "af4e0905dc0a8080",  # issue 20: the gpu scale
     "figure4/gpu": "3f3f481015880f88",  # issue 20: the gpu scale
-    "figure9/gpu": "9925af0395f8a0e5",  # issue 20: the gpu scale
+    "figure9/gpu": "786d0d76d5ecedc6",  # issue 20: the gpu scale
     "interplay-class/gpu": "2685069c31531420",  # issue 20: the gpu scale
     "interplay-subset/gpu": "4b5fbcd9ac25e2cf",  # issue 20: the gpu scale
-    "lifecycle/gpu": "43acc9f46662f3ca",  # issue 20: the gpu scale
+    "lifecycle/gpu": "52d0cea28d5f82c1",  # issue 20: the gpu scale
     "table3/gpu": "e9285310a85111c3",  # issue 20: the gpu scale
     "table5/gpu": "26386e5ab6a37578",  # issue 20: the gpu scale
 }
