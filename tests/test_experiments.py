@@ -100,7 +100,7 @@ scales:
         ("cpu: {methods: [ops], victims: [{dataset: digits, model: mlp",
          "cpu: {methods: [ops], victims: [{dataset: digits, modle: mlp", r"0\.modle \(line 9\): Extra"),
         ("  paper: {methods", "  huge: {methods", r"scales\.huge \(line 10\): Input should be 'smoke'"),
-        ("  paper: {methods", "  gpu: {methods", r"scales .*exactly one of paper or large .*neither"),
+        ("  paper: {methods", "  gpu: {methods", r"missing scale\(s\) \['paper'\].*or large"),
         ("views: [table3]", "views: [table9]", r"views \(line 6\): .*unknown view"),
         ("title: tiny", "title: [tiny", r"tiny\.yaml: not valid YAML"),
     ],

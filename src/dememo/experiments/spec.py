@@ -26,7 +26,7 @@ from dememo.experiments.studies.base import STUDIES
 Scale = Literal["smoke", "cpu", "gpu", "paper", "large", "custom"]
 SCALES: tuple[str, ...] = ("smoke", "cpu", "gpu", "paper", "large")
 REQUIRED: tuple[str, ...] = ("smoke", "cpu")
-FULL: tuple[str, ...] = ("paper", "large")  # every spec has exactly one of these
+FULL: tuple[str, ...] = ("paper", "large")  # every spec has exactly one of these (issue 17)
 CUSTOM = "custom"  # the one scale of a spec built from command-line flags (e.g. dememo interplay)
 
 
@@ -71,14 +71,15 @@ class Spec(BaseModel):
     def _every_scale(cls, value: dict[str, Any]) -> dict[str, Any]:
         if list(value) == [CUSTOM]:
             return value
+        if all(s in value for s in FULL):
+            raise ValueError("scales 'paper' and 'large' exclude each other ('large': full size, not the "
+                             "paper's setting)")  # fmt: skip
         missing = [s for s in REQUIRED if s not in value]
+        if not any(s in value for s in FULL):
+            missing.append("paper")
         if missing:
-            raise ValueError(f"missing scale(s) {missing}; every spec defines {', '.join(REQUIRED)}")
-        full = [s for s in FULL if s in value]
-        if len(full) != 1:
-            given = full or "neither"
-            raise ValueError(f"a spec defines exactly one of {' or '.join(FULL)} (paper: the paper's own "
-                             f"setting; large: full size, another setting), got {given}")  # fmt: skip
+            raise ValueError(f"missing scale(s) {missing}; every spec defines smoke, cpu and paper (or "
+                             "large: full size, not the paper's setting)")  # fmt: skip
         return value
 
     def settings(self, scale: str) -> BaseModel:
