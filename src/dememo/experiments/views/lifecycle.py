@@ -22,6 +22,8 @@ from dememo.experiments.views.recovery import (
     unreached_lines,
 )
 
+MARKERS = "osD^vP*X"
+
 
 def _by_role(entries: list[Entry], protection: str, cls: int) -> dict[tuple[str, str], list[Entry]]:
     """(row, role) -> the finished entries of one forgetting target, one per seed; the clean
@@ -206,13 +208,15 @@ def lifecycle_recovery(view: ViewInput) -> FigureView:
         axes = figure.add_subplot(1, len(targets), index + 1)
         found = _by_role(view.entries, protection, cls)
         hollow = False
-        for row in ROW_ORDER:
+        for order, row in enumerate(ROW_ORDER):
             entries = found.get((row, "recover"), [])
             curve = mean_curve(entries)
             if curve is None:
                 continue
             values = [100 * a for a in curve.accuracy]
-            line = axes.plot(curve.etas, values, marker="o", label=row)[0]
+            # a marker of its own, larger for earlier rows: curves that coincide stay visible
+            style = {"marker": MARKERS[order % len(MARKERS)], "ms": max(3.0, 10.0 - 1.2 * order)}
+            line = axes.plot(curve.etas, values, label=row, **style)[0]
             spread = [seed_estimate(seed_values(entries, e)) for e in curve.etas]
             if all(s is not None and s.low is not None for s in spread):
                 axes.fill_between(curve.etas, [s.low for s in spread], [s.high for s in spread],  # type: ignore[union-attr]
