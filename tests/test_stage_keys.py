@@ -67,7 +67,7 @@ PLAN_DIGESTS = {
     "figure14/cpu": "148fdb17d2c06f77",
     "figure14/paper": "d5b035da138cca90",
     "figure15/smoke": "8d292c741ccee12b",
-    "figure15/cpu": "9dc21de163335c0f",
+    "figure15/cpu": "7080848348085270",  # issue 17: Fashion-MNIST, OPS, 3 seeds, scaled radii
     "figure15/paper": "da512eec959333d4",
     "figure16-18/smoke": "429e89f3c3563a41",
     "figure16-18/cpu": "899c80b8470d926f",
@@ -88,7 +88,7 @@ PLAN_DIGESTS = {
     "interplay-class/cpu": "8a3c00d099a89b1f",  # issue 17: Fashion-MNIST, OPS (a victim that learns)
     "interplay-class/paper": "14da5b511534349f",  # issue 15: official MIA shadows
     "interplay-subset/smoke": "677b75d9b4c0ffa6",
-    "interplay-subset/cpu": "b02a1ddeb0578062",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
+    "interplay-subset/cpu": "37e7768664d73f9b",  # issue 17: Fashion-MNIST, OPS
     "interplay-subset/paper": "cda18ac48c9c041c",  # issue 15: official MIA shadows
     "lifecycle/smoke": "c289fde3163240d3",  # issue 17: recover etas [0, 0.1], 40 epochs
     "lifecycle/cpu": "e6f89997adab9200",  # issue 17: OPS, 3 seeds, radii inside the budget
@@ -100,7 +100,7 @@ PLAN_DIGESTS = {
     "table3/cpu": "16350c7b912298f1",  # issue 17: seeds [0, 1, 2] (seed 0's keys kept, see below)
     "table3/paper": "bfa60f74638c8891",
     "table5/smoke": "fd4cc7fb7162b93f",
-    "table5/cpu": "569419db03ee9852",  # issue 17: interplay-class cpu on Fashion-MNIST with OPS
+    "table5/cpu": "4d040d0322b40105",  # issue 17: interplay cpu scales on Fashion-MNIST with OPS
     "table5/paper": "d5dc94422f8a95fe",  # issue 15: official MIA shadows
     "certified/gpu": "b03fd411e402378d",  # issue 20: the gpu scale
     "figure10/gpu": "72e7a4d84a2081b4",  # issue 20: the gpu scale
@@ -128,9 +128,9 @@ SINGLE_SEED_DIGESTS = {
     "figure10/cpu": "1fbed62acaf82645",
     "figure2/cpu": "5590c5450315bcea",
     "interplay-class/cpu": "89031b9d3d6bae4f",  # issue 17: Fashion-MNIST, OPS
-    "interplay-subset/cpu": "f56df5551a5ef010",
+    "interplay-subset/cpu": "a6c2e61ac2900f7a",  # issue 17: Fashion-MNIST, OPS
     "table3/cpu": "bd48d5fc1a8b20f7",
-    "table5/cpu": "fe306177bc01ca6a",  # issue 17: interplay-class cpu changed
+    "table5/cpu": "589fb76f13d950fc",  # issue 17: interplay cpu scales changed
 }
 
 
