@@ -133,6 +133,18 @@ def test_collapse_is_flagged_when_other_classes_accuracy_drops():
     assert "No collapse" in healthy.caption
 
 
+def test_class_recovery_table_averages_the_seeds_with_a_t_interval():
+    """Three seeds of one row: the mean (not one seed's value) with its 95% t-interval."""
+    spec = load_spec("figure10")
+    entries = []
+    for seed, last in enumerate((0.6, 0.7, 0.8)):
+        entry = _recover_entry("Before", 0, [0.0, 0.5, last], [0.40, 0.40, 0.40])
+        entries.append(Entry({**entry.labels, "seed": seed}, f"{entry.key}{seed}", entry.output))
+    table = VIEWS.get("recovery-class-table")(ViewInput(spec, "cpu", spec.settings("cpu"), entries))
+    (row,) = table.rows
+    assert row[-1].startswith("70.00 [45.16, 94.84] (40.00)") and "3 seeds" in table.caption
+
+
 def test_certified_view_shows_abstentions_and_the_right_confidence():
     spec = load_spec("certified")
     settings = spec.settings("cpu")

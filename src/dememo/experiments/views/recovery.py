@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from dememo.audit.jobs import CertifyOptions
 from dememo.audit.recovery import RADIUS_TOLERANCE, radius_reached
+from dememo.experiments.stats import seed_estimate
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
@@ -153,16 +154,29 @@ def _matching(entries: list[Entry], role: str, **labels: object) -> list[Entry]:
     return [e for e in entries if all(e.labels.get(k) == v for k, v in wanted.items())]
 
 
-def _cell(curve: Curve | None, eta: float) -> str:
+def _cell(curve: Curve | None, eta: float, entries: list[Entry] = ()) -> str:  # type: ignore[assignment]
+    """The (seeds' mean) accuracy at ``eta``, with its 95% t-interval over the seeds of
+    ``entries`` when there are several, '*' where a seed did not reach the radius, the other
+    classes' accuracy in parentheses and 'collapse' where it fell."""
     if curve is None or eta not in curve.etas:
         return "–"
     index = curve.etas.index(eta)
-    text = percent(100 * curve.accuracy[index]) + ("" if curve.reached[index] else "*")
+    estimate = seed_estimate(seed_values(list(entries), eta))
+    spread = f" [{estimate.low:.2f}, {estimate.high:.2f}]" if estimate and estimate.low is not None else ""
+    text = percent(100 * curve.accuracy[index]) + spread + ("" if curve.reached[index] else "*")
     if curve.control:
         text += f" ({percent(100 * curve.control[index]) if curve.control[index] is not None else '–'})"
         if eta in curve.collapsed_at():
             text += " collapse"
     return text
+
+
+def seeds_caption(entries: list[Entry]) -> str:
+    """How many seeds the curves average (the t-interval convention when several)."""
+    count = len({e.labels.get("seed", 0) for e in entries})
+    if count <= 1:
+        return " One seed: no interval across seeds."
+    return f" {count} seeds: each value is the seeds' mean, [95% t-interval] in tables."
 
 
 def _all_etas(curves: list[Curve | None]) -> list[float]:
@@ -178,15 +192,21 @@ def _protected_unreached(view: ViewInput, per_victim: list[dict[str, Curve | Non
             for line in unreached_lines(curves)]  # fmt: skip
 
 
-def _protected_curves(view: ViewInput, victim: int) -> dict[str, Curve | None]:
+def _protected_entries(view: ViewInput, victim: int) -> dict[str, list[Entry]]:
+    """Method -> the finished recover audits of one victim, one per seed."""
     settings = view.settings
     augment, ratio = settings.augment[0], max(settings.ratios)
-    curves: dict[str, Curve | None] = {}
+    found = {}
     for method in [*settings.methods, "clean"]:
-        found = _matching(view.entries, "recover", victim=victim, method=method, augment=augment,
-                          ratio=0.0 if method == "clean" else ratio)  # fmt: skip
-        curves[method] = curve_of(found[0]) if found else None
-    return curves
+        matches = _matching(view.entries, "recover", victim=victim, method=method, augment=augment,
+                            ratio=0.0 if method == "clean" else ratio)  # fmt: skip
+        found[method] = [e for e in matches if e.output is not None]
+    return found
+
+
+def _protected_curves(view: ViewInput, victim: int) -> dict[str, Curve | None]:
+    """Method -> the seeds' mean curve of one victim."""
+    return {method: mean_curve(found) for method, found in _protected_entries(view, victim).items()}
 
 
 @VIEWS.register("recovery-table")
@@ -199,7 +219,8 @@ def recovery_table(view: ViewInput) -> TableView:
         for eta in _all_etas(list(per_victim[index].values())):
             header.append(f"{victim.describe()}, eta {eta:g}")
             columns.append((index, eta))
-    rows = [[method] + [_cell(per_victim[i][method], eta) for i, eta in columns]
+    entries = [_protected_entries(view, index) for index in range(len(settings.victims))]
+    rows = [[method] + [_cell(per_victim[i][method], eta, entries[i][method]) for i, eta in columns]
             for method in [*settings.methods, "clean"]]  # fmt: skip
     attack = settings.recover
     caption = (
@@ -207,7 +228,7 @@ def recovery_table(view: ViewInput) -> TableView:
         f"within an l2 ball of radius eta around the trained weights, on "
         f"{100 * attack.get('attack_fraction', 0.1):g}% of the clean training split, evaluated on the "
         "whole test split. Eta 0 is the victim as trained. The paper shows Figure 9 as an image only."
-    )
+    ) + seeds_caption(_matching(view.entries, "recover"))
     caption += reach_caption(_protected_unreached(view, per_victim))
     return TableView("Figure 9: recovery of models trained on protected data", header, rows, caption)
 
@@ -255,11 +276,20 @@ def _targets(settings: InterplaySettings) -> list[tuple[str, int]]:
     return [(protection, cls) for protection in settings.protections for cls in classes]
 
 
+def _class_entries(view: ViewInput, protection: str, cls: int) -> dict[str, list[Entry]]:
+    """Row -> the finished recover audits of one forgetting target (one per seed), in the
+    paper's row order."""
+    found: dict[str, list[Entry]] = {}
+    for entry in _matching(view.entries, "recover", protection=protection, cls=cls):
+        if entry.output is not None:
+            found.setdefault(entry.labels["row"], []).append(entry)
+    return {row: found[row] for row in sorted(found, key=_row_rank)}
+
+
 def _class_curves(view: ViewInput, protection: str, cls: int) -> dict[str, Curve]:
-    """Row -> curve of one forgetting target, in the paper's row order."""
-    found = {e.labels["row"]: curve_of(e) for e in _matching(view.entries, "recover",
-                                                                protection=protection, cls=cls)}  # fmt: skip
-    return {row: found[row] for row in sorted(found, key=_row_rank) if found[row] is not None}  # type: ignore[misc]
+    """Row -> the seeds' mean curve of one forgetting target, in the paper's row order."""
+    curves = {row: mean_curve(found) for row, found in _class_entries(view, protection, cls).items()}
+    return {row: curve for row, curve in curves.items() if curve is not None}
 
 
 def _row_rank(row: str) -> int:
@@ -303,13 +333,18 @@ def recovery_class_table(view: ViewInput) -> TableView:
     targets = {t: _class_curves(view, *t) for t in _targets(settings)}
     etas = _all_etas([c for curves in targets.values() for c in curves.values()])
     header = ["protection", "class", "row"] + [f"eta {e:g}" for e in etas]
-    rows = [[protection, f"{cls} ({_kind(settings, cls)})", row] + [_cell(curve, e) for e in etas]
-            for (protection, cls), curves in targets.items() for row, curve in curves.items()]  # fmt: skip
+    rows = []
+    for (protection, cls), curves in targets.items():
+        entries = _class_entries(view, protection, cls)
+        for row, curve in curves.items():
+            cells = [_cell(curve, e, entries[row]) for e in etas]
+            rows.append([protection, f"{cls} ({_kind(settings, cls)})", row, *cells])
     caption = (
         f"Test accuracy (%) on the forgotten class after the recovery attack ({view.scale} scale; "
         "in parentheses: accuracy on the other classes' test images). The attack fine-tunes on 10% of "
         "the class's clean training images within an l2 ball of radius eta; eta 0 is the model as "
         "unlearned. The paper shows these figures as images only."
+        + seeds_caption(_matching(view.entries, "recover"))
         + _collapse_caption(_collapses(targets))
         + reach_caption(_class_unreached(targets))
     )
