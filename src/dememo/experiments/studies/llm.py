@@ -23,6 +23,7 @@ from dememo.experiments.stages.lm_finetune import lm_finetune_stage
 from dememo.experiments.stages.lm_recover import lm_recover_stage
 from dememo.experiments.stages.lm_unlearn import lm_unlearn_stage
 from dememo.experiments.studies.base import Planned, Study, register_study
+from dememo.experiments.studies.common import known
 from dememo.lm.data import LMData
 from dememo.lm.jobs import LMSetup, RecoveryConfig
 from dememo.lm.model import check_source
@@ -60,12 +61,7 @@ class LLMSettings(LMData):
         except ConfigError as error:
             raise ValueError(str(error)) from None
 
-    @field_validator("scoring")
-    @classmethod
-    def _scoring(cls, value: str) -> str:
-        if value not in SCORING:
-            raise ValueError(f"unknown scoring rule {value!r}; valid: {', '.join(SCORING.names())}")
-        return value
+    _scoring = field_validator("scoring")(lambda cls, value: known(SCORING, value))
 
     @field_validator("unlearn")
     @classmethod
