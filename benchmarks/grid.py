@@ -4,7 +4,8 @@ the wall time a recorded run took.
 For each spec and scale, and for all specs of a scale together (shared stages once): unique
 stages by kind (audits by job), the work they stand for in image passes
 (``dememo.experiments.cost``: training and unlearning steps, protections' surrogate and PGD
-passes up to their ``max_rounds``, audits' forward passes and attacks) and, at the gpu scale,
+passes up to their ``max_rounds``, audits' forward passes and attacks) and, for the LM stages,
+in layer-token passes (tokens x trained or forward decoder layers x examples x epochs) and, at the gpu scale,
 the estimated GPU minutes under cost.py's stated assumptions. ``--calibrate`` measures on this
 machine's CPU the relative costs cost.py uses (a forward, a PGD step, a per-sample gradient and
 a CSD step per image against a training step of the airbench network) and the SVC fit time.
@@ -42,12 +43,13 @@ def stage_name(stage) -> str:
     return f"audit/{stage.config['job']}" if stage.kind == "audit" else stage.kind
 
 
-def grid(specs: list[str], scale: str) -> tuple[Counter, float, float]:
-    """Unique stages of these specs together (shared stages once), their image passes and
-    their estimated GPU seconds."""
+def grid(specs: list[str], scale: str) -> tuple[Counter, float, float, float]:
+    """Unique stages of these specs together (shared stages once), their image passes, their
+    LM layer-token passes and their estimated GPU seconds."""
     stages = {p.stage.key: p.stage for spec in specs for p in plan_spec(load_spec(spec), scale)}
     cost, count = plan_cost(list(stages.values()))
-    return Counter(stage_name(s) for s in stages.values()), cost.passes, cost.gpu_seconds(count)
+    kinds = Counter(stage_name(s) for s in stages.values())
+    return kinds, cost.passes, cost.lm_passes, cost.gpu_seconds(count)
 
 
 def per_image(step, batch: int, repeats: int = 3) -> float:
@@ -126,8 +128,9 @@ def main() -> None:
     if args.calibrate:
         print(json.dumps(calibrate(), indent=1))
         return
-    print("| spec | scale | stages | by kind | work (M image passes) | est. GPU min |")
-    print("|---|---|---:|---|---:|---:|")
+    print("| spec | scale | stages | by kind | work (M image passes) | LM work (M layer-token passes) "
+          "| est. GPU min |")  # fmt: skip
+    print("|---|---|---:|---|---:|---:|---:|")
     for spec in [*spec_names(), "all specs"]:
         for scale in args.scales:
             names = [n for n in spec_names() if scale in load_spec(n).scales]
@@ -135,10 +138,11 @@ def main() -> None:
                 names = [spec] if spec in names else []
             if not names:
                 continue
-            counts, passes, seconds = grid(names, scale)
+            counts, passes, lm_passes, seconds = grid(names, scale)
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
             minutes = f"{seconds / 60:.1f}" if scale == "gpu" else "-"
-            print(f"| {spec} | {scale} | {sum(counts.values())} | {kinds} | {passes / 1e6:.2f} | {minutes} |")
+            print(f"| {spec} | {scale} | {sum(counts.values())} | {kinds} | {passes / 1e6:.2f} "
+                  f"| {lm_passes / 1e6:.1f} | {minutes} |")  # fmt: skip
     for results in args.results:
         print(f"\nrecorded in {results}:\n")
         print("| spec | scale | stage seconds | by kind |")

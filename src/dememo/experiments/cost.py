@@ -14,16 +14,28 @@ passes) in about 3.5 s on an A100 (Jordan's airbench README), about 150,000 pass
 an H100 is faster, dememo's loop slower (no compilation, no fused kernels). Small-batch loops
 (PUE's batch-128 draws) and noise-only steps are launch-bound on a GPU, so their estimate is
 optimistic. ``benchmarks/gpu_check.py`` measures the throughput where a GPU is lent.
+
+The LM stages (lm-finetune, lm-unlearn, lm-recover) count *layer-token passes* instead: one
+forward and backward of one token through one decoder layer. A stage trains its top N layers
+(``train_layers``; all when unset) on batch-padded tokens x examples x epochs; with N below the
+model's L layers the inputs of the first trained layer are cached once (L - N forward layers a
+token) and every later pass, scoring included, runs N layers. Their throughput is an assumption
+for SmolLM2-135M on one H100, not a measurement (see ``LM_LAYER_TOKENS_PER_SECOND``); every
+optimizer step and scoring batch adds a fixed launch overhead, and greedy generation a fixed
+time an example.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from dememo.experiments.stages import Stage
+from dememo.lm.model import SMOLLM2, TINY_PREFIX, tiny_shape
 from dememo.models import build_model, flip_evaluated
 from dememo.train import get_recipe
 
@@ -45,17 +57,49 @@ MIA_SIGNALS = 3  # corr, prob, entro: one SVC each
 SIZES = {"cifar10": (50_000, 10_000, 10), "cifar100": (50_000, 10_000, 100),
          "fashion-mnist": (60_000, 10_000, 10), "digits": (1_257, 540, 10)}  # fmt: skip
 
+# Language models. One training pass of one token through one SmolLM2-135M decoder layer (3.54M
+# weights) is about 6 x 3.54M = 21 MFLOP, 23 with attention over ~300 tokens. ASSUMED, not
+# measured: one H100 runs the LM stages (float32, no TF32: PyTorch's default; eager, no fused
+# kernels) at about 11.5 TFLOPS, 17% of its ~67 fp32 TFLOPS, i.e. 500,000 layer-token passes a
+# second. For scale: the cpu scale counts 4.6M layer-token passes and took 16 min on 2 idle Xeon
+# cores (docs/results/llm-study.md, 2026-12-03), about 4,800 a second with every overhead, so the
+# assumption is ~100x those 2 cores (whose fp32 peak is ~200x below the H100's).
+# benchmarks/gpu_check.py does not measure it yet.
+LM_LAYER_TOKENS_PER_SECOND = 500_000
+# A forward alone relative to a training pass: 1/3 (2 vs 6 FLOP a weight); measured 0.26-0.34 on
+# the CPU above (benchmarks/lm_frozen_cache.py, 2026-12-02: scoring 0.13 s an example vs a cached
+# training step of 3.10 s for 8, both through 2 layers; 28 frozen layers 11.4 s for 8).
+LM_FORWARD = 1 / 3
+LM_STEP_SECONDS = 0.02  # an optimizer step or scoring batch: kernel launches, Python, host batching (assumed)
+LM_GENERATE_SECONDS = 0.05  # greedy generation of <= 4 tokens, one example: sequential launches (assumed)
+LM_STAGE_SECONDS = 1.0  # copy the 0.5 GB float32 model, move it, load/save trained weights (assumed)
+LM_LOAD_SECONDS = 20.0  # load and de-quantize the GGUF model once a process (assumed)
+LM_LAYERS = {SMOLLM2: 30}
+LM_SCORE_BATCH = 16  # dememo.lm.scoring.score's batch
+# Tokens of a batch-padded example with SmolLM2's tokenizer, measured on BBC News (2026-12-03):
+# prompt and answer ~30 tokens, ~1.5 tokens a word (batches of 16 padded to 180 tokens at 100
+# words, 320-340 at 200); whole articles pad batches of 16 to about 900 words (mean 384, max 4,432).
+LM_PROMPT_TOKENS = 30
+LM_TOKENS_PER_WORD = 1.5
+WHOLE_ARTICLE_WORDS = 900
+# examples a task with train/test_per_task null: a category's articles (~425 after de-duplication,
+# 0.8 / 0.2 of them in the default split) and as many others
+BBC_PER_TASK = (680, 170)
+
 
 @dataclass(frozen=True)
 class Cost:
     passes: float = 0.0  # image passes on the device (training-step equivalents)
-    cpu_seconds: float = 0.0  # host work that no device speeds up
+    cpu_seconds: float = 0.0  # host work that no device speeds up (and an LM's fixed overheads)
+    lm_passes: float = 0.0  # layer-token passes of the LM stages (training-pass equivalents)
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(self.passes + other.passes, self.cpu_seconds + other.cpu_seconds)
+        return Cost(self.passes + other.passes, self.cpu_seconds + other.cpu_seconds,
+                    self.lm_passes + other.lm_passes)  # fmt: skip
 
     def gpu_seconds(self, stages: int = 1) -> float:
-        return self.passes / PASSES_PER_SECOND + stages * STAGE_SECONDS + self.cpu_seconds
+        return (self.passes / PASSES_PER_SECOND + self.lm_passes / LM_LAYER_TOKENS_PER_SECOND
+                + stages * STAGE_SECONDS + self.cpu_seconds)  # fmt: skip
 
 
 @cache
@@ -137,8 +181,10 @@ def stage_cost(stage: Stage, stages: dict[str, Stage]) -> Cost:
         count = PROTECT_PASSES.get(config["method"])
         n = covered(config["options"], train, classes)
         return Cost(count(config["options"], n, train) if count else 0.0)
+    if stage.kind in LM_COSTS:
+        return LM_COSTS[stage.kind](stage, stages)
     if stage.kind not in ("train", "unlearn", "audit"):
-        return Cost()  # LM stages: not counted here
+        return Cost()
     parent = parent_train(stage, stages)
     train, test, classes = sizes(parent)
     evaluate = FORWARD * views(parent["model"]) * (train + test)  # the sets a stage scores, at most
@@ -192,6 +238,128 @@ AUDIT_COSTS: dict[str, Callable[..., Cost]] = {
     "recover": _recover,
     "certify": _certify,
 }
+
+
+@dataclass(frozen=True)
+class LMShape:
+    """What an LM stage's work depends on, from the fine-tune config (setup, recipe) above it."""
+
+    layers: int  # decoder layers of the model
+    trained: int  # the top layers that train (and that every pass from cached inputs runs)
+    tokens: float  # batch-padded tokens an example
+    tasks: int
+    train_per_task: int
+    test_per_task: int
+    scoring: str
+
+    def train(self, examples: float, epochs: int, batch_size: int) -> Cost:
+        """``epochs`` of training on ``examples``: layer-token passes and per-step overhead."""
+        steps = epochs * math.ceil(examples / batch_size)
+        return Cost(lm_passes=epochs * examples * self.passes(1.0), cpu_seconds=steps * LM_STEP_SECONDS)
+
+    def passes(self, per_layer_token: float) -> float:
+        """Layer-token passes of one example through the trained layers, each costing ``per_layer_token``."""
+        return self.tokens * self.trained * per_layer_token
+
+    def score(self, examples: float) -> Cost:
+        """Scoring ``examples``: one forward of the trained layers (choice) or greedy generation
+        through the whole model, one example at a time (generate)."""
+        if self.scoring == "generate":
+            return Cost(lm_passes=examples * self.tokens * self.layers * LM_FORWARD,
+                        cpu_seconds=examples * LM_GENERATE_SECONDS)  # fmt: skip
+        batches = math.ceil(examples / LM_SCORE_BATCH)
+        return Cost(lm_passes=examples * self.passes(LM_FORWARD), cpu_seconds=batches * LM_STEP_SECONDS)
+
+    def cache(self, examples: float) -> Cost:
+        """Computing the first trained layer's inputs of ``examples`` (nothing when all layers train)."""
+        frozen = self.layers - self.trained  # 0 when every layer trains: nothing cached
+        return Cost(lm_passes=examples * self.tokens * frozen * LM_FORWARD)
+
+
+def lm_layers(model: str) -> int:
+    """Decoder layers of an LM source: SmolLM2's 30, a tiny model's, a folder's config.json (else 30)."""
+    if model.startswith(TINY_PREFIX):
+        return tiny_shape(model)[1]
+    if model in LM_LAYERS:
+        return LM_LAYERS[model]
+    try:
+        return int(json.loads((Path(model).expanduser() / "config.json").read_text())["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return LM_LAYERS[SMOLLM2]
+
+
+def lm_finetune_of(stage: Stage, stages: dict[str, Stage]) -> Stage:
+    while stage.kind != "lm-finetune":
+        stage = stages[stage.inputs["model"]]
+    return stage
+
+
+def lm_shape(finetune: Stage) -> LMShape:
+    setup = finetune.config["setup"]
+    data = setup["data"]
+    layers = lm_layers(setup["model"])
+    words = data["max_words"] if data["max_words"] is not None else WHOLE_ARTICLE_WORDS
+    train, test = data["train_per_task"] or BBC_PER_TASK[0], data["test_per_task"] or BBC_PER_TASK[1]
+    return LMShape(layers, min(setup["train_layers"] or layers, layers),
+                   LM_PROMPT_TOKENS + LM_TOKENS_PER_WORD * words, len(data["tasks"]), train, test,
+                   setup.get("scoring", "choice"))  # fmt: skip
+
+
+def _first(stage: Stage, stages: dict[str, Stage], same: Callable[[Stage], object]) -> bool:
+    """Whether ``stage`` is the first (smallest key) lm-finetune stage of the plan with its ``same``
+    value: cached inputs and the loaded model are computed once a process (one local run)."""
+    peers = [s.key for s in stages.values() if s.kind == "lm-finetune" and same(s) == same(stage)]
+    return stage.key == min(peers, default=stage.key)
+
+
+def _lm_finetune(stage: Stage, stages: dict[str, Stage]) -> Cost:
+    shape, recipe = lm_shape(stage), stage.config["recipe"]
+    examples = shape.tasks * shape.train_per_task
+    tests = shape.tasks * shape.test_per_task
+    cost = shape.train(examples, recipe["epochs"], recipe["batch_size"]) + shape.score(tests)
+    cost = cost + Cost(cpu_seconds=LM_STAGE_SECONDS)
+    setup = lambda s: json.dumps(s.config["setup"], sort_keys=True)  # noqa: E731
+    if _first(stage, stages, lambda s: (setup(s), s.config["training_data"])):  # this part's inputs
+        cost = cost + shape.cache(examples)
+    if _first(stage, stages, setup):  # the test inputs and the pretrained model
+        cost = cost + shape.cache(tests) + Cost(cpu_seconds=LM_LOAD_SECONDS)
+    return cost
+
+
+def _lm_unlearn(stage: Stage, stages: dict[str, Stage]) -> Cost:
+    finetune = lm_finetune_of(stage, stages)
+    shape, options = lm_shape(finetune), stage.config["options"]
+    forget, retain = shape.train_per_task, (shape.tasks - 1) * shape.train_per_task
+    epochs, batch = options.get("epochs", 1), options.get("batch_size", 8)
+    method = stage.config["method"]
+    if method == "rt":  # the pretrained model fine-tuned on the retained tasks with the parent's recipe
+        recipe = finetune.config["recipe"]
+        work = shape.train(retain, recipe["epochs"], recipe["batch_size"])
+    elif method == "ft":
+        work = shape.train(retain, epochs, batch)
+    elif method == "npo":  # + a reference forward, + a retain batch every step (retain_weight > 0)
+        retained = options.get("retain_weight", 1.0) > 0 and retain > 0
+        extra = Cost(lm_passes=epochs * forget * shape.passes(LM_FORWARD + retained))
+        work = shape.train(forget, epochs, batch) + extra
+    else:  # ga and any other forget-set method
+        work = shape.train(forget, epochs, batch)
+    return work + shape.score(shape.tasks * shape.test_per_task) + Cost(cpu_seconds=LM_STAGE_SECONDS)
+
+
+def _lm_recover(stage: Stage, stages: dict[str, Stage]) -> Cost:
+    shape, config = lm_shape(lm_finetune_of(stage, stages)), stage.config
+    recipe, attack = config["recipe"], min(config["attack_examples"], shape.train_per_task)
+    cost = Cost(cpu_seconds=LM_STAGE_SECONDS)
+    for eta in config["etas"]:
+        if eta > 0:  # eta 0: the unlearned model as it is, scored only
+            cost = cost + shape.train(attack, recipe["epochs"], recipe["batch_size"])
+        cost = cost + shape.score(shape.test_per_task)
+    return cost
+
+
+LM_COSTS: dict[str, Callable[[Stage, dict[str, Stage]], Cost]] = {
+    "lm-finetune": _lm_finetune, "lm-unlearn": _lm_unlearn, "lm-recover": _lm_recover,
+}  # fmt: skip
 
 
 def plan_cost(stages: list[Stage]) -> tuple[Cost, int]:
