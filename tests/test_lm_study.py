@@ -166,10 +166,11 @@ def test_a_spec_names_its_full_size_scale_paper_or_large_not_both():
     from dememo.experiments.spec import parse_spec, spec_directory
 
     text = (spec_directory() / "llm.yaml").read_text()
-    assert set(parse_spec(text, "llm.yaml").scales) == {"smoke", "cpu", "large"}
+    assert set(parse_spec(text, "llm.yaml").scales) == {"smoke", "cpu", "gpu", "large"}
     assert set(parse_spec(text.replace("\n  large:", "\n  paper:"), "llm.yaml").scales) == {
         "smoke",
         "cpu",
+        "gpu",
         "paper",
     }
     both = text.replace("\n  large:", "\n  paper:\n    model: smollm2-135m\n  large:")

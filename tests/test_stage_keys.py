@@ -116,6 +116,7 @@ PLAN_DIGESTS = {
     "interplay-class/gpu": "2685069c31531420",  # issue 20: the gpu scale
     "interplay-subset/gpu": "4b5fbcd9ac25e2cf",  # issue 20: the gpu scale
     "lifecycle/gpu": "52d0cea28d5f82c1",  # issue 20: the gpu scale
+    "llm/gpu": "50e6d3d2a23f1bd7",  # issue 20: the gpu scale (SmolLM2, 6 layers, 3 tasks, 3 seeds)
     "table3/gpu": "e9285310a85111c3",  # issue 20: the gpu scale
     "table5/gpu": "26386e5ab6a37578",  # issue 20: the gpu scale
 }

@@ -8,6 +8,12 @@ fewest iterations its loop allows (``TINY_PROTECT``, ``TINY_UNLEARN``, ``TINY_AU
 ``fields`` replace top-level settings (e.g. ``seeds=[0]``, ``protections=["ue-s"]``), as
 ``with_fields`` does without cutting anything. Specs of the interplay-levels study (Table 5) plan
 other specs by name; shrink those instead.
+
+The llm study keeps its stage kinds, tasks, recipes' batch sizes and learning rates, unlearning
+methods, radii and scoring rule, but swaps the pretrained LM for the smoke scale's tiny random
+Llama (``TINY_LM``: no download, no GGUF file) with its last layer trained from cached inputs, on
+``train_per_class`` / ``test_per_class`` examples a task (at least 2) of 12 words, ``epochs``
+epochs of fine-tuning and one of everything else.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ TINY_UNLEARN: dict[str, dict[str, Any]] = {
 }
 TINY_AUDITS: dict[str, dict[str, Any]] = {"mia": {"max_shadow": 8}, "recover": {"epochs": 1},
                                           "certify": {"samples": 8}}  # fmt: skip
+TINY_LM: dict[str, Any] = {"model": "tiny:16x2", "train_layers": 1, "max_words": 12}  # the smoke scale's
 
 
 def merged(options: dict[str, dict[str, Any]], tiny: dict[str, dict[str, Any]], names: list[str]) -> dict:
@@ -50,6 +57,9 @@ def shrunk(spec: Spec, scale: str, *, train_per_class: int, test_per_class: int,
     if spec.study == "interplay-levels":
         raise ConfigError(f"{spec.name}: plans the specs {spec.scales[scale]['specs']}; shrink those instead")
     block = with_fields(spec, scale, **fields).scales[scale]
+    if spec.study == "llm":
+        block = shrunk_llm(block, train_per_class, test_per_class, epochs)
+        return spec.model_copy(update={"scales": {**spec.scales, scale: block}})
     sizes = {"train_per_class": train_per_class, "test_per_class": test_per_class, "epochs": epochs}
     if "victims" in block:  # protect-eval and recovery-protected
         block["victims"] = [{**victim, **sizes} for victim in block["victims"]]
@@ -63,3 +73,13 @@ def shrunk(spec: Spec, scale: str, *, train_per_class: int, test_per_class: int,
         if block.get(audit) is not None:
             block[audit] = {**block[audit], **tiny}
     return spec.model_copy(update={"scales": {**spec.scales, scale: block}})
+
+
+def shrunk_llm(block: dict[str, Any], train: int, test: int, epochs: int) -> dict[str, Any]:
+    """An llm scale's settings cut down (see the module docstring)."""
+    train, test = max(2, train), max(2, test)
+    unlearn = {method: {**options, "epochs": 1} if method != "rt" else options
+               for method, options in block.get("unlearn", {}).items()}  # fmt: skip
+    return {**block, **TINY_LM, "train_per_task": train, "test_per_task": test, "unlearn": unlearn,
+            "recipe": {**block["recipe"], "epochs": epochs}, "recovery": {**block["recovery"], "epochs": 1},
+            "attack_per_task": min(block.get("attack_per_task", 8), train)}  # fmt: skip
