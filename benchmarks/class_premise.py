@@ -49,10 +49,11 @@ def parse_variant(text: str) -> tuple[str, dict[str, object]]:
 
 
 def protected_training_set(data, method: str, options: dict, protected: list[int], seed: int):
-    """The training set with ``method``'s noise on the ``protected`` classes only."""
+    """The training set with ``method``'s noise on the ``protected`` classes only, the seconds it
+    took, and (for the min-min methods) the rounds run and the surrogate's last accuracy."""
     scope = options.pop("scope", "classes")
     if method == "none":
-        return data, 0.0
+        return data, 0.0, {}
     started = time.perf_counter()
     classes = None if scope == "all" else protected
     perturbation = protect(method, data, seed=seed, classes=classes, **options)
@@ -61,7 +62,9 @@ def protected_training_set(data, method: str, options: dict, protected: list[int
         perturbation = replace(
             perturbation, indices=perturbation.indices[keep], groups=perturbation.groups[keep]
         )
-    return perturbation.apply(data), time.perf_counter() - started
+    history = perturbation.config.get("surrogate_accuracy", [])
+    rounds = {"rounds": len(history), "surrogate_acc": round(100 * history[-1], 1)} if history else {}
+    return perturbation.apply(data), time.perf_counter() - started, rounds
 
 
 def measure(args, variant: str, seed: int) -> dict[str, object]:
@@ -71,7 +74,7 @@ def measure(args, variant: str, seed: int) -> dict[str, object]:
     method, options = parse_variant(variant)
     recipe = get_recipe(options.pop("recipe", args.recipe), epochs=args.epochs)
     protected = list(range(args.protected))
-    trained_on, protect_seconds = protected_training_set(train_set, method, options, protected, seed)
+    trained_on, protect_seconds, rounds = protected_training_set(train_set, method, options, protected, seed)
     model = fresh_model(args.model, train_set, seed)
     started = time.perf_counter()
     train(model, trained_on, recipe, seed=seed, precision="fp32")
@@ -82,7 +85,7 @@ def measure(args, variant: str, seed: int) -> dict[str, object]:
         "Duc": 100 * accuracy(model, train_set.subset(torch.nonzero(in_protected).flatten())),
         "Dut": 100 * accuracy(model, test_set.subset(torch.nonzero(test_protected).flatten())),
         "Dct": 100 * accuracy(model, test_set.subset(torch.nonzero(~test_protected).flatten())),
-        "protect_s": round(protect_seconds, 1), "train_s": round(time.perf_counter() - started, 1),
+        "protect_s": round(protect_seconds, 1), "train_s": round(time.perf_counter() - started, 1), **rounds,
     }  # fmt: skip
 
 
