@@ -12,7 +12,7 @@ from dememo.lm.batches import IGNORE, answer_scores, batches, collate, encode, n
 from dememo.lm.model import load_lm, prepare_tokenizer
 from dememo.lm.recovery import absolute_eta, lm_recovery_curve, recover_lm, weight_norm
 from dememo.lm.scoring import normalize, score
-from dememo.lm.train import LMRecipe, finetune
+from dememo.lm.train import LMRecipe, finetune, run_epochs
 from dememo.lm.unlearn import LM_UNLEARNERS, LMContext, lm_unlearn, npo_loss
 from dememo.text.tasks import Example
 
@@ -100,6 +100,32 @@ def test_finetune_learns_and_both_scoring_rules_see_it(tiny):
     assert untrained.yes_share in (0.0, 1.0)  # a random model answers one way: 50% on a balanced set
     with pytest.raises(ConfigError, match="unknown LM scoring rule 'exact'"):
         score("exact", model, items, tok, CPU)
+
+
+def test_linear_schedule_falls_to_zero_and_constant_keeps_old_keys(tiny):
+    """issue 19: ``schedule: linear`` takes lr from its value to 0 over the steps; ``constant`` (the
+    default) is left out of the recipe's dump, so stored artifacts and stage keys stay valid."""
+    assert "schedule" not in LMRecipe().model_dump(mode="json")
+    linear = LMRecipe(epochs=2, lr=1e-2, batch_size=4, schedule="linear")
+    assert LMRecipe.model_validate(linear.model_dump(mode="json")) == linear
+    items, pad = encode(examples(), tiny.tokenizer), tiny.tokenizer.pad_token_id
+    rates = []
+    original = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = step
+    try:
+        run_epochs(tiny.model, items, epochs=2, lr=1e-2, batch_size=4, pad_id=pad, device=CPU, loss_fn=nll,
+                   schedule="linear")  # fmt: skip
+    finally:
+        torch.optim.AdamW.step = original
+    assert rates == pytest.approx([1e-2, 7.5e-3, 5e-3, 2.5e-3])
+    with pytest.raises(ConfigError, match="unknown learning-rate schedule"):
+        run_epochs(tiny.model, items, epochs=1, lr=1e-2, batch_size=4, pad_id=pad, device=CPU, loss_fn=nll,
+                   schedule="cosine")  # fmt: skip
 
 
 def test_answers_are_normalised_as_the_official_evaluation_does():

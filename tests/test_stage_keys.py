@@ -94,7 +94,7 @@ PLAN_DIGESTS = {
     "lifecycle/cpu": "e6f89997adab9200",  # issue 17: OPS, 3 seeds, radii inside the budget
     "lifecycle/large": "baab671ed8164f25",  # issue 15: official MIA shadows; issue 20: renamed from paper
     "llm/smoke": "8aa7f75937f2dde1",  # issue 19: cached layers, scoring, NPO retain term, absolute etas
-    "llm/cpu": "9fc608bff4bd3797",  # issue 19: a scale that learns (64/128 examples, 100 words, 3 seeds)
+    "llm/cpu": "4144f87cc46bb5d9",  # issue 19: lr 5e-4 falling linearly (the models learn), etas 0.25/0.75
     "llm/large": "452e5a6dd046a417",  # issue 19: renamed from 'paper' (not the paper's setting), 3 seeds
     "table3/smoke": "6727e1704bbf15c4",
     "table3/cpu": "fc0de0da80684503",  # issue 17: Fashion-MNIST, fast-noaug, victims that learn

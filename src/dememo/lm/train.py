@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from torch import nn
 
 from dememo.errors import ConfigError, TrainingError
@@ -19,7 +19,10 @@ LM_KIND = "lm"
 
 class LMRecipe(BaseModel):
     """AdamW (or SGD with ``momentum``) on the answer tokens' loss; ``lora_rank`` set: LoRA on
-    the attention projections, merged into the weights afterwards."""
+    the attention projections, merged into the weights afterwards. ``schedule: linear``: the
+    learning rate falls linearly from ``lr`` to 0 over the steps (Hugging Face Trainer's default),
+    so the last batches do not set the answer bias; ``constant`` (the default) is left out of the
+    dump, so recipes from before the field keep their artifact and stage keys."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -32,6 +35,14 @@ class LMRecipe(BaseModel):
     grad_clip: float | None = Field(1.0, gt=0)
     lora_rank: int | None = Field(None, ge=1)
     lora_alpha: float = 16.0
+    schedule: Literal["constant", "linear"] = "constant"
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):  # noqa: ANN001, ANN202
+        data = handler(self)
+        if data.get("schedule") == "constant":
+            del data["schedule"]
+        return data
 
 
 def run_epochs(
@@ -51,8 +62,10 @@ def run_epochs(
     momentum: float = 0.9,
     what: str = "fine-tuning",
     after_step: Callable[[], None] | None = None,
+    schedule: str = "constant",
 ) -> int:
-    """AdamW (or SGD) over shuffled batches of ``items`` for ``epochs``; returns the steps taken."""
+    """AdamW (or SGD) over shuffled batches of ``items`` for ``epochs``; returns the steps taken.
+    ``schedule: linear``: the learning rate falls linearly from ``lr`` to 0 over the steps."""
     if not items:
         raise ConfigError(f"{what}: no examples")
     seed_everything(seed)
@@ -63,6 +76,11 @@ def run_epochs(
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    total = epochs * -(-len(items) // batch_size)
+    if schedule == "linear":
+        lr_at = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / total)
+    elif schedule != "constant":
+        raise ConfigError(f"unknown learning-rate schedule {schedule!r}; valid: constant, linear")
     steps = 0
     for _ in range(epochs):
         for batch in batches(items, batch_size, pad_id, device, shuffle=True, rng=rng):
@@ -74,6 +92,8 @@ def run_epochs(
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, grad_clip)
             opt.step()
+            if schedule == "linear":
+                lr_at.step()
             if after_step is not None:
                 after_step()
             steps += 1
@@ -101,6 +121,7 @@ def finetune(
         optimizer=recipe.optimizer,
         momentum=recipe.momentum,
         what="LoRA fine-tuning" if lora else "fine-tuning",
+        schedule=recipe.schedule,
     )
     return trained.merge_and_unload() if lora else trained
 
