@@ -57,11 +57,15 @@ def entry(labels, metrics):
     return Entry(labels, f"k{id(labels)}", StageOutput("x", metrics))
 
 
-def recovery(seed, row, first, last, distance, cls=0, part="Du"):
+def recovery(seed, row, first, last, distance, cls=0, part="Du", control=None):
+    """A recovery audit at eta 0 and 0.4; ``control``: the other classes' accuracy at both."""
     labels = {"protection": "ue-s", "level": "class", "cls": cls, "part": part, "row": row, "role": "recover",
               "seed": seed}  # fmt: skip
-    return entry(labels, {("recovered_accuracy", "eta=0"): first, ("recovered_accuracy", "eta=0.4"): last,
-                          ("distance", "eta=0"): 0.0, ("distance", "eta=0.4"): distance})  # fmt: skip
+    metrics = {("recovered_accuracy", "eta=0"): first, ("recovered_accuracy", "eta=0.4"): last,
+               ("distance", "eta=0"): 0.0, ("distance", "eta=0.4"): distance}  # fmt: skip
+    if control is not None:
+        metrics[("control_accuracy", "eta=0")], metrics[("control_accuracy", "eta=0.4")] = control
+    return entry(labels, metrics)
 
 
 def before(seed, accuracy=80.0, duc=10.0):
@@ -126,6 +130,18 @@ def test_ft_deepest_compares_recovery_gains():
                     recovery(seed, "IF_large", 0.0, 0.6, 0.4),
                     recovery(seed, "GA_large", 0.0, 0.5 + offset, 0.4)]  # fmt: skip
     assert verdict_of("6.3.2 (FT)", entries).verdict == REPRODUCED
+
+
+def test_ft_deepest_leaves_out_models_that_unlearning_destroyed():
+    """IF that leaves 10% on the other classes (Before: 85%) gains nothing under attack because it
+    is broken, not because it forgot deeply; counted, it would flip the verdict."""
+    entries = []
+    for seed, offset in enumerate((0.0, 0.02, 0.04)):
+        entries += [recovery(seed, "Before", 0.1, 0.9, 0.4, control=(0.85, 0.8)),
+                    recovery(seed, "FT_large", 0.0, 0.2 + offset, 0.4, control=(0.84, 0.83)),
+                    recovery(seed, "IF_large", 0.0, 0.0, 0.4, control=(0.10, 0.10)),
+                    recovery(seed, "GA_large", 0.0, 0.3 + offset, 0.4, control=(0.80, 0.82))]  # fmt: skip
+    assert verdict_of("6.3.2 (FT)", entries).verdict == REPRODUCED  # GA 0.3 vs FT 0.2, IF left out
 
 
 def subset_rows(seed, du_if, du_ga, duc_if, duc_ga):

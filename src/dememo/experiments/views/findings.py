@@ -12,10 +12,12 @@ t-interval of its mean across seeds (``dememo.experiments.stats.t_interval``):
   utility accuracy below ``MIN_VICTIM_ACCURACY``), the recovery radius not reached (a
   recovery's weight distance at its largest eta below ``RADIUS_REACHED`` x eta; for the LM, its
   recorded ``radius_reached``), the attack collapsed the model (other classes' accuracy below
-  ``COLLAPSE`` x theirs before it), the protection did not hold (findings about protected
-  classes need a Before model that is near chance on their clean counterparts: Duc at most
-  ``UNLEARNABLE_CEILING``), or a fine-tuned LM did not learn its task (its accuracy within
-  chance's 95% interval or one answer to most prompts: ``views.llm.learning_problem``).
+  ``COLLAPSE`` x theirs before it; an unlearned model that is already below ``COLLAPSE`` x the
+  Before model's there is left out of the depth findings), the protection did not hold
+  (findings about protected classes need a Before model that is near chance on their clean
+  counterparts: Duc at most ``UNLEARNABLE_CEILING``), or a fine-tuned LM did not learn its task
+  (its accuracy within chance's 95% interval or one answer to most prompts:
+  ``views.llm.learning_problem``).
 
 The rules are pure functions of the entries (labels + metrics) so any spec's results can be
 judged: a finding whose data is absent is left out of the view (and reported as missing by
@@ -210,13 +212,32 @@ def check_premise(index: dict, targets: Iterable[Target]) -> None:
                       f"images {mean:.1f}% > {UNLEARNABLE_CEILING:g}%)")  # fmt: skip
 
 
+def control_before_attack(metrics: dict | None) -> float | None:
+    """The other classes' accuracy at a recovery audit's smallest eta (the model as it came)."""
+    controls = sorted((float(split[4:]), v) for (name, split), v in (metrics or {}).items()
+                      if name == "control_accuracy")  # fmt: skip
+    return controls[0][1] if controls else None
+
+
+def broken_by_unlearning(metrics: dict, before: dict | None) -> bool:
+    """True when unlearning itself destroyed the model: before any attack, its accuracy on the
+    other classes is below ``COLLAPSE`` x the Before model's. Such a model is neither deeply nor
+    shallowly forgotten (an assumption of dememo's: the paper compares methods that keep utility),
+    so the depth findings leave it out."""
+    own, reference = control_before_attack(metrics), control_before_attack(before)
+    return own is not None and reference is not None and own < COLLAPSE * reference
+
+
 def gains(index: dict, select: Callable[[Target, str], bool]) -> dict[tuple[Target, str], float]:
-    """Recovery gains of the selected (target, row) audits; Missing when a radius is not reached
-    or an attack collapsed the model (``usable_gain``)."""
+    """Recovery gains of the selected (target, row) audits, without the models that unlearning
+    destroyed (``broken_by_unlearning``); Missing when a radius is not reached or an attack
+    collapsed the model (``usable_gain``)."""
     found = {}
     for target, rows in index["recover"].items():
         for row, metrics in rows.items():
             if not select(target, row):
+                continue
+            if row != "Before" and broken_by_unlearning(metrics, rows.get("Before")):
                 continue
             points = usable_gain(metrics, row)
             if points is not None:
@@ -591,7 +612,9 @@ def findings_view(view: ViewInput) -> TableView:
         f"Thresholds: recovery gain {RECOVERY_GAIN:g} points, RT tolerance {RT_TOLERANCE:g} points, MIA "
         f"tolerance {MIA_TOLERANCE:g}, victim at least {MIN_VICTIM_ACCURACY:g}% accurate, recovery radius "
         f"reached at {RADIUS_REACHED:g} x eta, an attack that leaves the other classes below {COLLAPSE:g} x "
-        f"their accuracy counts as a collapse, not a recovery (docs/ARCHITECTURE.md, Experiments)."
+        f"their accuracy counts as a collapse, not a recovery, and an unlearned model already below "
+        f"{COLLAPSE:g} x the Before model's accuracy on the other classes is left out of the depth findings "
+        "(unlearning destroyed it) (docs/ARCHITECTURE.md, Experiments)."
     )
     if not verdicts:
         caption = "No finding of the paper can be tested with these results. " + caption
