@@ -14,6 +14,7 @@ from dememo.experiments.studies.base import Entry
 from dememo.experiments.studies.interplay import ROW_ORDER, InterplaySettings
 from dememo.experiments.views.base import VIEWS, FigureView, TableView, ViewInput, percent, png
 from dememo.experiments.views.recovery import (
+    curve_style,
     legend_unreached,
     mark_unreached,
     mean_curve,
@@ -21,8 +22,6 @@ from dememo.experiments.views.recovery import (
     seed_values,
     unreached_lines,
 )
-
-MARKERS = "osD^vP*X"
 
 
 def _by_role(entries: list[Entry], protection: str, cls: int) -> dict[tuple[str, str], list[Entry]]:
@@ -214,9 +213,7 @@ def lifecycle_recovery(view: ViewInput) -> FigureView:
             if curve is None:
                 continue
             values = [100 * a for a in curve.accuracy]
-            # a marker of its own, larger for earlier rows: curves that coincide stay visible
-            style = {"marker": MARKERS[order % len(MARKERS)], "ms": max(3.0, 10.0 - 1.2 * order)}
-            line = axes.plot(curve.etas, values, label=row, **style)[0]
+            line = axes.plot(curve.etas, values, label=row, **curve_style(order))[0]
             spread = [seed_estimate(seed_values(entries, e)) for e in curve.etas]
             if all(s is not None and s.low is not None for s in spread):
                 axes.fill_between(curve.etas, [s.low for s in spread], [s.high for s in spread],  # type: ignore[union-attr]

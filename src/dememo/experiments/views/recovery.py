@@ -137,6 +137,15 @@ def reach_caption(lines: list[str]) -> str:
     )
 
 
+MARKERS = "osD^vP*X"
+
+
+def curve_style(order: int) -> dict[str, object]:
+    """A marker of its own for the ``order``-th curve of a panel, larger for earlier curves, so
+    that curves which coincide (e.g. RT and IF both at 0%) stay visible."""
+    return {"marker": MARKERS[order % len(MARKERS)], "ms": max(3.0, 10.0 - 1.2 * order)}
+
+
 def mark_unreached(axes, curve: Curve, values: list[float], color) -> bool:
     """Hollow markers on the points whose radius was not reached; True if any."""
     missed = [(e, v) for e, v, r in zip(curve.etas, values, curve.reached, strict=True) if not r]
@@ -243,11 +252,11 @@ def recovery_curves(view: ViewInput) -> FigureView:
     for index, victim in enumerate(settings.victims):
         axes = figure.add_subplot(1, count, index + 1)
         hollow = False
-        for method, curve in per_victim[index].items():
+        for order, (method, curve) in enumerate(per_victim[index].items()):
             if curve is not None:
                 style = {"ls": "--", "color": "black"} if method == "clean" else {}
                 values = [100 * a for a in curve.accuracy]
-                line = axes.plot(curve.etas, values, marker="o", ms=3, label=method, **style)[0]
+                line = axes.plot(curve.etas, values, label=method, **curve_style(order), **style)[0]
                 hollow |= mark_unreached(axes, curve, values, line.get_color())
         if hollow:
             legend_unreached(axes)
@@ -361,10 +370,10 @@ def recovery_class(view: ViewInput) -> FigureView:
     for index, ((protection, cls), curves) in enumerate(targets.items()):
         axes = figure.add_subplot(max(1, len(targets)), 1, index + 1)
         hollow = False
-        for row, curve in curves.items():
+        for order, (row, curve) in enumerate(curves.items()):
             style = {"ls": "--", "color": "black"} if row == "clean" else {}
             values = [100 * a for a in curve.accuracy]
-            line = axes.plot(curve.etas, values, marker="o", ms=3, label=row, **style)[0]
+            line = axes.plot(curve.etas, values, label=row, **curve_style(order), **style)[0]
             hollow |= mark_unreached(axes, curve, values, line.get_color())
             if curve.control:
                 points = [
