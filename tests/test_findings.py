@@ -12,6 +12,7 @@ from dememo.experiments.stats import seed_estimate, t_interval, wilson
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.views import findings
 from dememo.experiments.views.findings import CONTRADICTED, INCONCLUSIVE, REPRODUCED, judge
+from dememo.experiments.views.recovery import mean_curve
 
 
 def test_wilson_matches_the_hand_computed_interval():
@@ -211,3 +212,14 @@ def test_an_attack_that_collapses_the_model_is_no_recovery():
         usable_gain({**kept, ("control_accuracy", "eta=0.8"): 0.01}, "RT")
     with pytest.raises(Missing, match="radius not reached"):
         usable_gain({**kept, ("distance", "eta=0.8"): 0.3})
+
+
+def test_a_collapse_on_one_seed_is_flagged_on_the_mean_curve():
+    """Seeds whose other classes keep 80% and 80% but fall to 20% on the third: the mean (60% of
+    80%) stays above half, yet the collapse of seed 2 must show in tables and figures."""
+    entries = [
+        recovery(seed, "Before", 0.0, 0.9, 0.4, control=(0.8, low))
+        for seed, low in enumerate((0.8, 0.8, 0.2))
+    ]
+    assert mean_curve(entries).collapsed_at() == [0.4]
+    assert mean_curve(entries[:2]).collapsed_at() == []

@@ -40,6 +40,7 @@ class Curve:
     distance: list[float]
     control: list[float | None] = field(default_factory=list)
     reached: list[bool] = field(default_factory=list)
+    seed_collapses: list[float] = field(default_factory=list)  # etas where some seed collapsed
 
     def __post_init__(self) -> None:
         if not self.reached:
@@ -51,12 +52,17 @@ class Curve:
         return [e for e, r in zip(self.etas, self.reached, strict=True) if e > 0 and not r]
 
     def collapsed_at(self) -> list[float]:
-        """Etas where the other classes' accuracy fell below COLLAPSE_SHARE of its eta-0 value."""
+        """Etas where the other classes' accuracy fell below COLLAPSE_SHARE of its eta-0 value
+        (for a mean over seeds: where the mean did, or any one seed did)."""
         if not self.control or self.control[0] is None or 0.0 not in self.etas:
-            return []
+            return sorted(set(self.seed_collapses))
         base = self.control[self.etas.index(0.0)]
-        return [e for e, c in zip(self.etas, self.control, strict=True)
-                if c is not None and c < COLLAPSE_SHARE * base]  # fmt: skip
+        fell = {
+            e
+            for e, c in zip(self.etas, self.control, strict=True)
+            if c is not None and c < COLLAPSE_SHARE * base
+        }
+        return sorted(fell | set(self.seed_collapses))
 
 
 def eta_of(split: str) -> float | None:
@@ -85,7 +91,8 @@ def curve_of(entry: Entry) -> Curve | None:
 
 def mean_curve(entries: list[Entry]) -> Curve | None:
     """The curves of one model over seeds averaged per eta (the etas every seed has); a radius
-    counts as reached only where every seed reached it. None until some seed is done."""
+    counts as reached only where every seed reached it, and a collapse at an eta where any seed
+    collapsed. None until some seed is done."""
     curves = [c for e in entries if (c := curve_of(e)) is not None]
     if not curves:
         return None
@@ -99,9 +106,10 @@ def mean_curve(entries: list[Entry]) -> Curve | None:
         return [mean([pick(c)[c.etas.index(e)] if pick(c) else None for c in curves]) for e in etas]
 
     control = series(lambda c: c.control)
+    collapses = sorted({e for c in curves for e in c.collapsed_at() if e in etas})
     return Curve(etas, series(lambda c: c.accuracy), series(lambda c: c.distance),  # type: ignore[arg-type]
                  control if any(v is not None for v in control) else [],
-                 [all(c.reached[c.etas.index(e)] for c in curves) for e in etas])  # fmt: skip
+                 [all(c.reached[c.etas.index(e)] for c in curves) for e in etas], collapses)  # fmt: skip
 
 
 def seed_values(entries: list[Entry], eta: float) -> list[float]:
@@ -328,9 +336,11 @@ def _collapse_caption(flagged: list[str]) -> str:
     share = f"{100 * COLLAPSE_SHARE:g}%"
     if not flagged:
         return (
-            f" No collapse: other-class accuracy stayed above {share} of its eta-0 value wherever measured."
+            f" No collapse: other-class accuracy stayed above {share} of its eta-0 value wherever measured, "
+            "on every seed."
         )
-    return (f" Collapse (other-class accuracy below {share} of its eta-0 value: the attack taught the "
+    return (f" Collapse (other-class accuracy below {share} of its eta-0 value, on the mean or on at least "
+            f"one seed: the attack taught the "
             f"model to answer the target class, so its target-class accuracy is not recovered knowledge): "
             f"{'; '.join(flagged)}.")  # fmt: skip
 

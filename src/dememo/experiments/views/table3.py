@@ -62,8 +62,10 @@ def table3_view(view: ViewInput) -> TableView:
             cells += [percent(paper), percent(drop), _estimate(per_seed, method, "accuracy"),
                       _estimate(per_seed, method, "drop")]  # fmt: skip
         rows.append(cells)
+    # what the victims' recipes do, not only the flag: a recipe without augmentation stays without
+    trained = {"on" if v.recipe_for(augment).augment.active else "off" for v in settings.victims}
     caption = (f"Clean test accuracy (%) of victims trained on protected data ({view.scale} scale; "
-               f"augmentation {'on' if augment else 'off'}, poisoning ratio {ratio}), and the drop "
+               f"training augmentation {'/'.join(sorted(trained))}, poisoning ratio {ratio}), and the drop "
                f"against the clean victim (points). Over several seeds a cell is the mean ±std "
                f"[95% t-interval] and the seed count; for one seed, [95% Wilson interval] and n. Paper "
                f"values: {PAPER_CITATION}, Table 3, for the paper's own dataset and model.")  # fmt: skip
