@@ -223,3 +223,32 @@ def test_a_collapse_on_one_seed_is_flagged_on_the_mean_curve():
     ]
     assert mean_curve(entries).collapsed_at() == [0.4]
     assert mean_curve(entries[:2]).collapsed_at() == []
+
+
+def lm_entry(seed, column, role, metrics, task="business"):
+    return entry({"task": task, "column": column, "role": role, "seed": seed}, metrics)
+
+
+def test_lm_shallow_leaves_out_lms_that_unlearning_destroyed():
+    """GA that answers 'yes' to every retained prompt gains nothing under attack because it is
+    broken; counted, its 0 would pull NPO's 18-point gain below the 10-point threshold."""
+    entries = []
+    for seed, offset in enumerate((0.0, 0.01, 0.02)):
+        for column in ("clean", "regtext"):  # fine-tuned models that learned
+            entries.append(lm_entry(seed, column, "model", {("accuracy", "business"): 0.75,
+                                                            ("yes_share", "business"): 0.5,
+                                                            ("test_size", "business"): 128}))  # fmt: skip
+        entries += [
+            lm_entry(seed, "ga", "model", {("accuracy", "retain"): 0.5, ("yes_share", "retain"): 1.0}),
+            lm_entry(
+                seed, "ga", "recover", {("task_accuracy", "eta=0"): 0.5, ("task_accuracy", "eta=0.75"): 0.5}
+            ),
+            lm_entry(seed, "npo", "model", {("accuracy", "retain"): 0.7, ("yes_share", "retain"): 0.5}),
+            lm_entry(
+                seed,
+                "npo",
+                "recover",
+                {("task_accuracy", "eta=0"): 0.5, ("task_accuracy", "eta=0.75"): 0.68 + offset},
+            ),  # fmt: skip
+        ]
+    assert verdict_of("6.3.3 (shallow)", entries).verdict == REPRODUCED

@@ -48,7 +48,7 @@ from pathlib import Path
 from dememo.experiments.stats import Estimate, t_interval
 from dememo.experiments.studies.base import Entry
 from dememo.experiments.views.base import VIEWS, TableView, ViewInput
-from dememo.experiments.views.llm import not_learned
+from dememo.experiments.views.llm import ONE_ANSWER, not_learned
 
 RECOVERY_GAIN = 10.0  # points
 RT_TOLERANCE = 5.0  # points
@@ -476,15 +476,26 @@ def lm_counterproductive(entries: list[Entry]) -> list[float]:
     return values
 
 
+def lm_destroyed(metrics: dict | None) -> bool:
+    """True when unlearning destroyed the LM: it gives one answer to more than ``ONE_ANSWER`` of
+    the retained tasks' prompts (as ``broken_by_unlearning`` for images, its flat recovery curve
+    is not deep forgetting)."""
+    share = (metrics or {}).get(("yes_share", "retain"))
+    return share is not None and max(share, 1 - share) > ONE_ANSWER
+
+
 def lm_shallow(entries: list[Entry]) -> list[float]:
-    """Per seed: mean recovery gain (points) of the LM unlearned by GA/NPO/FT on the forgotten task;
-    Missing when a fine-tuned LM did not learn or an attack did not reach its largest radius."""
+    """Per seed: mean recovery gain (points) of the LM unlearned by GA/NPO/FT on the forgotten task,
+    without the LMs that unlearning destroyed (``lm_destroyed``); Missing when a fine-tuned LM did
+    not learn or an attack did not reach its largest radius."""
     index = _lm_index(entries)
     if index:
         check_lm_learned(entries)
     units: dict[int, list[float]] = defaultdict(list)
     for (seed, task, column, role), metrics in index.items():
         if role != "recover" or column not in ("ga", "npo", "ft"):
+            continue
+        if lm_destroyed(index.get((seed, task, column, "model"))):
             continue
         renamed = {("recovered_accuracy", s): v for (n, s), v in metrics.items() if n == "task_accuracy"}
         gain = recovery_gain(renamed)
