@@ -157,6 +157,11 @@ class Missing(Exception):
     """A finding's data is absent or unusable; its message is the reason."""
 
 
+def controls_by_eta(metrics: dict) -> list[tuple[float, float]]:
+    """(eta, other classes' accuracy) of one recovery audit, by increasing eta."""
+    return sorted((float(split[4:]), v) for (name, split), v in metrics.items() if name == "control_accuracy")
+
+
 def usable_gain(metrics: dict, what: str = "") -> float | None:
     """The recovery gain in points of one audit (None without a curve); Missing when the attack
     did not reach its radius, or when it collapsed the model: the other classes' accuracy (the
@@ -169,8 +174,7 @@ def usable_gain(metrics: dict, what: str = "") -> float | None:
     where = f"{what}: " if what else ""
     if eta > 0 and distance < RADIUS_REACHED * eta:
         raise Missing(f"radius not reached ({where}distance {distance:.3g} < {RADIUS_REACHED} x {eta:g})")
-    controls = sorted((float(split[4:]), v) for (name, split), v in metrics.items()
-                      if name == "control_accuracy")  # fmt: skip
+    controls = controls_by_eta(metrics)
     if len(controls) >= 2 and controls[0][1] > 0 and controls[-1][1] < COLLAPSE * controls[0][1]:
         raise Missing(f"attack collapsed the model ({where}other classes {100 * controls[0][1]:.1f}% -> "
                       f"{100 * controls[-1][1]:.1f}% at eta {controls[-1][0]:g})")  # fmt: skip
@@ -214,8 +218,7 @@ def check_premise(index: dict, targets: Iterable[Target]) -> None:
 
 def control_before_attack(metrics: dict | None) -> float | None:
     """The other classes' accuracy at a recovery audit's smallest eta (the model as it came)."""
-    controls = sorted((float(split[4:]), v) for (name, split), v in (metrics or {}).items()
-                      if name == "control_accuracy")  # fmt: skip
+    controls = controls_by_eta(metrics or {})
     return controls[0][1] if controls else None
 
 
